@@ -1,0 +1,63 @@
+/**
+ * `citadel-archer serve`: runs the daemon until a signal. SIGTERM or SIGINT
+ * starts the graceful shutdown; a second one forces the exit. SIGHUP reloads
+ * the TLS certificate and key.
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../config/config.ts';
+import { Daemon } from '../daemon/daemon.ts';
+import { isCitadelError } from '../errors/catalogue.ts';
+import { createLogger } from '../log/logger.ts';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the daemon')
+    .option('--config <file>', 'a JSON config file (environment variables override it)')
+    .action(async (options: { config?: string }) => {
+      let config: ReturnType<typeof loadConfig>;
+      try {
+        config = loadConfig(options.config ? { configFile: options.config } : {});
+      } catch (error) {
+        process.stderr.write(`citadel-archer: ${(error as Error).message}\n`);
+        process.exit(2);
+      }
+      const log = createLogger({ level: config.logLevel });
+      let daemon: Daemon;
+      try {
+        daemon = await Daemon.start({ config, log });
+      } catch (error) {
+        if (isCitadelError(error) && error.code === 'config_invalid') {
+          process.stderr.write(`citadel-archer: ${error.message}\n`);
+          process.exit(2);
+        }
+        log.fatal({ err: error }, 'daemon:start-failed');
+        process.exit(1);
+      }
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals += 1;
+        if (signals > 1) {
+          log.warn({ signal }, 'shutdown:forced by a second signal');
+          process.exit(1);
+        }
+        log.info({ signal }, 'shutdown:started');
+        daemon.stop().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            log.fatal({ err: error }, 'shutdown:failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      process.on('SIGHUP', () => {
+        try {
+          daemon.reloadTls();
+        } catch (error) {
+          log.error({ err: error }, 'tls:reload-failed; the old certificate stays in use');
+        }
+      });
+    });
+}

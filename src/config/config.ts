@@ -1,0 +1,229 @@
+/**
+ * Configuration: built-in defaults, overridden by a JSON config file
+ * (`--config FILE` or `CITADEL_CONFIG`), overridden by the environment. The
+ * file and the environment share one vocabulary: the contract's variable
+ * names. An unknown key in the file, an unknown `CITADEL_*` variable, or a
+ * bad value stops the start with a message naming the key.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { z } from 'zod';
+import { CitadelError } from '../errors/catalogue.ts';
+
+const environments = ['development', 'staging', 'production'] as const;
+export type Environment = (typeof environments)[number];
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8443');
+
+const positiveInt = z.coerce.number().int().positive();
+
+const cidrOrIp = z.string().refine((entry) => {
+  const [address, bits] = entry.split('/');
+  if (!address || isIP(address) === 0) return false;
+  if (bits === undefined) return true;
+  const max = isIP(address) === 4 ? 32 : 128;
+  return /^\d+$/.test(bits) && Number(bits) <= max;
+}, 'expected an IP address or CIDR range');
+
+/** The raw keys, as they appear in the environment and the config file. */
+const inputSchema = z
+  .object({
+    ENVIRONMENT: z.enum(environments),
+    DATABASE_URL: z.string().url().optional(),
+    DB_HOST: z.string().min(1).optional(),
+    DB_PORT: positiveInt.max(65_535).optional(),
+    DB_NAME: z.string().min(1).optional(),
+    DB_USER: z.string().min(1).optional(),
+    DB_PASSWORD: z.string().optional(),
+    DB_POOL_MIN: z.coerce.number().int().min(0),
+    DB_POOL_MAX: positiveInt,
+    CITADEL_DATA_DIR: z.string().min(1),
+    CITADEL_LISTEN: hostPort,
+    CITADEL_HTTP_LISTEN: z.union([hostPort, z.literal('off')]),
+    CITADEL_PUBLIC_HOST: z.string().min(1).optional(),
+    CITADEL_HEARTBEAT_INTERVAL_S: positiveInt.max(3_600),
+    CITADEL_EMBEDDED_DB_USER: z.string().min(1).optional(),
+    TLS_CERT_FILE: z.string().min(1).optional(),
+    TLS_KEY_FILE: z.string().min(1).optional(),
+    TRUSTED_PROXIES: z.string(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  })
+  .strict();
+
+type Input = z.input<typeof inputSchema>;
+export type ConfigKey = keyof Input;
+export const configKeys = Object.keys(inputSchema.shape) as ConfigKey[];
+
+/** Development defaults: what `serve` does on a machine with nothing configured. */
+export const defaultInput: Readonly<Input> = Object.freeze({
+  ENVIRONMENT: 'development',
+  DB_POOL_MIN: 0,
+  DB_POOL_MAX: 10,
+  CITADEL_DATA_DIR: './data',
+  CITADEL_LISTEN: '127.0.0.1:8443',
+  CITADEL_HTTP_LISTEN: '127.0.0.1:8080',
+  CITADEL_HEARTBEAT_INTERVAL_S: 60,
+  TRUSTED_PROXIES: '',
+  LOG_LEVEL: 'info',
+});
+
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type DatabaseTarget =
+  | { readonly kind: 'embedded'; readonly runAsUser: string | undefined }
+  | { readonly kind: 'external'; readonly connectionUri: string };
+
+/** The resolved configuration the daemon runs on. */
+export interface Config {
+  readonly environment: Environment;
+  readonly database: DatabaseTarget;
+  readonly dbPoolMin: number;
+  readonly dbPoolMax: number;
+  readonly dataDir: string;
+  readonly listen: Listen;
+  readonly httpListen: Listen | undefined;
+  /** The canonical host name used in redirects; never taken from a request. */
+  readonly publicHost: string;
+  readonly heartbeatIntervalMs: number;
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  readonly trustedProxies: readonly string[];
+  readonly logLevel: string;
+}
+
+export interface LoadConfigOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly configFile?: string;
+  readonly cwd?: string;
+}
+
+/** Reads defaults, file and environment; throws `config_invalid` naming the key. */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const fileInput = readConfigFile(options.configFile ?? env['CITADEL_CONFIG'], cwd);
+  const envInput = pickEnvironment(env);
+  const parsed = inputSchema.safeParse({ ...defaultInput, ...fileInput, ...envInput });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.length > 0 ? issue.path.join('.') : describeUnknown(issue);
+    throw new CitadelError('config_invalid', {
+      message: `configuration key ${key}: ${issue.message}`,
+      details: { key },
+    });
+  }
+  return resolve(parsed.data, cwd);
+}
+
+function describeUnknown(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return issue.keys.join(', ');
+  return '(unknown)';
+}
+
+function readConfigFile(file: string | undefined, cwd: string): Record<string, unknown> {
+  if (!file) return {};
+  let text: string;
+  try {
+    text = readFileSync(path.resolve(cwd, file), 'utf8');
+  } catch (cause) {
+    throw new CitadelError('config_invalid', {
+      message: `configuration file ${file} cannot be read`,
+      cause,
+      details: { key: 'CITADEL_CONFIG' },
+    });
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error();
+    return value as Record<string, unknown>;
+  } catch (cause) {
+    throw new CitadelError('config_invalid', {
+      message: `configuration file ${file} is not a JSON object`,
+      cause,
+      details: { key: 'CITADEL_CONFIG' },
+    });
+  }
+}
+
+function pickEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  const known = new Set<string>([...configKeys, 'CITADEL_CONFIG']);
+  const picked: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined || value === '') continue;
+    if (known.has(key)) {
+      if (key !== 'CITADEL_CONFIG') picked[key] = value;
+    } else if (key.startsWith('CITADEL_')) {
+      throw new CitadelError('config_invalid', {
+        message: `configuration key ${key}: unknown setting`,
+        details: { key },
+      });
+    }
+  }
+  return picked;
+}
+
+function parseListen(value: string): Listen {
+  const cut = value.lastIndexOf(':');
+  const host = value.slice(0, cut).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(value.slice(cut + 1)) };
+}
+
+function resolve(input: z.output<typeof inputSchema>, cwd: string): Config {
+  const listen = parseListen(input.CITADEL_LISTEN);
+  return Object.freeze({
+    environment: input.ENVIRONMENT,
+    database: resolveDatabase(input),
+    dbPoolMin: input.DB_POOL_MIN,
+    dbPoolMax: input.DB_POOL_MAX,
+    dataDir: path.resolve(cwd, input.CITADEL_DATA_DIR),
+    listen,
+    httpListen:
+      input.CITADEL_HTTP_LISTEN === 'off' ? undefined : parseListen(input.CITADEL_HTTP_LISTEN),
+    publicHost: input.CITADEL_PUBLIC_HOST ?? publicHostOf(listen),
+    heartbeatIntervalMs: input.CITADEL_HEARTBEAT_INTERVAL_S * 1_000,
+    tlsCertFile: input.TLS_CERT_FILE ? path.resolve(cwd, input.TLS_CERT_FILE) : undefined,
+    tlsKeyFile: input.TLS_KEY_FILE ? path.resolve(cwd, input.TLS_KEY_FILE) : undefined,
+    trustedProxies: input.TRUSTED_PROXIES.split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry.length > 0)
+      .map((entry) => cidrOrIp.parse(entry)),
+    logLevel: input.LOG_LEVEL,
+  });
+}
+
+function publicHostOf(listen: Listen): string {
+  const host = isIP(listen.host) === 6 ? `[${listen.host}]` : listen.host;
+  return listen.port === 443 ? host : `${host}:${listen.port}`;
+}
+
+function resolveDatabase(input: z.output<typeof inputSchema>): DatabaseTarget {
+  if (input.DATABASE_URL) return { kind: 'external', connectionUri: input.DATABASE_URL };
+  if (input.DB_HOST) {
+    const url = new URL('postgres://localhost');
+    url.hostname = input.DB_HOST;
+    url.port = String(input.DB_PORT ?? 5432);
+    url.pathname = `/${encodeURIComponent(input.DB_NAME ?? 'citadel_archer')}`;
+    url.username = encodeURIComponent(input.DB_USER ?? 'citadel_archer');
+    if (input.DB_PASSWORD) url.password = encodeURIComponent(input.DB_PASSWORD);
+    return { kind: 'external', connectionUri: url.toString() };
+  }
+  return { kind: 'embedded', runAsUser: input.CITADEL_EMBEDDED_DB_USER };
+}
+
+/** The production guard of the contract: one clear line, or nothing. */
+export function productionProblem(config: Config): string | undefined {
+  if (config.environment !== 'production') return undefined;
+  if (!config.tlsCertFile || !config.tlsKeyFile) {
+    return 'ENVIRONMENT=production needs TLS_CERT_FILE and TLS_KEY_FILE';
+  }
+  if (config.database.kind === 'embedded') {
+    return 'ENVIRONMENT=production needs an external database (DATABASE_URL or DB_HOST)';
+  }
+  return undefined;
+}

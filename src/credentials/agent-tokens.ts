@@ -1,0 +1,53 @@
+/**
+ * Agent tokens: issued at enrollment and refresh, living `agentTokenTtlMs`,
+ * verified at every socket upgrade by one lookup and one bcrypt compare.
+ */
+import type { CommonQueryMethods, DatabasePool } from 'slonik';
+import { CitadelError } from '../errors/catalogue.ts';
+import { findLiveAgentToken, insertAgentToken } from '../database/queries/credentials.ts';
+import type { Hasher } from './hasher.ts';
+import { issueCredential, parseCredential } from './tokens.ts';
+
+export const agentTokenTtlMs = 24 * 3_600_000;
+
+export interface AgentPrincipal {
+  readonly agentId: string;
+  readonly tokenId: string;
+  readonly expiresAt: string;
+}
+
+export interface IssuedToken {
+  readonly tokenId: string;
+  readonly token: string;
+  readonly expiresAt: string;
+}
+
+/** Creates and stores a new token for the agent, inside the caller's transaction. */
+export async function issueAgentToken(
+  db: CommonQueryMethods,
+  hasher: Hasher,
+  agentId: string,
+  nowMs: number,
+): Promise<IssuedToken> {
+  const credential = issueCredential('agentToken');
+  const hash = await hasher.hash(credential.secret);
+  const expiresAt = new Date(nowMs + agentTokenTtlMs).toISOString();
+  await insertAgentToken(db, { id: credential.id, agentId, hash, expiresAt });
+  return { tokenId: credential.id, token: credential.text, expiresAt };
+}
+
+/** The agent a token belongs to; `unauthorized` for anything else. */
+export async function verifyAgentToken(
+  pool: DatabasePool,
+  hasher: Hasher,
+  text: string | undefined,
+): Promise<AgentPrincipal> {
+  const parsed = text === undefined ? undefined : parseCredential('agentToken', text);
+  if (!parsed) throw new CitadelError('unauthorized', { details: { reason: 'malformed' } });
+  const row = await findLiveAgentToken(pool, parsed.id);
+  if (!row) throw new CitadelError('unauthorized', { details: { reason: 'unknown' } });
+  if (!(await hasher.verify(parsed.secret, row.token_hash))) {
+    throw new CitadelError('unauthorized', { details: { reason: 'mismatch' } });
+  }
+  return { agentId: row.agent_id, tokenId: row.id, expiresAt: row.expires_at };
+}

@@ -1,0 +1,264 @@
+/**
+ * The daemon, assembled: database (embedded or external), migrations, the
+ * Slonik pool, the write-behind path, bootstrap credentials, the HTTPS API
+ * with its agent and feed sockets, and the HTTP redirect listener. `stop()`
+ * is the graceful half of a two-stage shutdown: listeners stop accepting,
+ * every socket is told to reconnect later (1012, with a jittered delay), the
+ * write-behind queue is flushed, the pool ended, the embedded server stopped.
+ */
+import { mkdirSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { type DatabasePool, sql } from 'slonik';
+import { z } from 'zod';
+import { type Clock, systemClock } from '../clock/clock.ts';
+import { type Config, productionProblem } from '../config/config.ts';
+import { bootstrapCredentials } from '../credentials/bootstrap.ts';
+import { Hasher, type HasherSettings } from '../credentials/hasher.ts';
+import { EmbeddedDatabase } from '../database/embedded.ts';
+import { latestMigrationVersion, migrate } from '../database/migrate.ts';
+import { createDatabasePool } from '../database/pool.ts';
+import { markAllOffline } from '../database/queries/agents.ts';
+import { CitadelError } from '../errors/catalogue.ts';
+import { FeedHub } from '../feed/feed-hub.ts';
+import { feedRoute } from '../feed/feed-route.ts';
+import { buildHttpApp } from '../http/app.ts';
+import { createRedirectServer } from '../http/redirect.ts';
+import type { Logger } from '../log/logger.ts';
+import { agentRoute } from '../sessions/agent-route.ts';
+import { closeCodes } from '../sessions/close-codes.ts';
+import { SessionRegistry } from '../sessions/registry.ts';
+import { loadTlsMaterial, readTlsFiles, type TlsMaterial, tlsHardening } from '../tls/certificates.ts';
+import type { SocketRoute, SocketServer } from '../transport/transport.ts';
+import { createWsSocketServer } from '../transport/ws-transport.ts';
+import { WriteBehind, type WriteBehindSettings } from '../write-behind/write-behind.ts';
+
+/** How long before expiry an agent is told to refresh its token. */
+export const refreshWindowMs = 60 * 60_000;
+/** Reconnect hints on shutdown are spread over this window. */
+export const reconnectSpreadMs = 10_000;
+
+export interface DaemonOptions {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly clock?: Clock;
+  readonly hasher?: Partial<HasherSettings>;
+  readonly writeBehind?: Partial<WriteBehindSettings>;
+}
+
+export class Daemon {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly pool: DatabasePool;
+  readonly writeBehind: WriteBehind;
+  readonly registry: SessionRegistry;
+  readonly #embedded: EmbeddedDatabase | undefined;
+  readonly #app: FastifyInstance;
+  readonly #https: HttpsServer;
+  readonly #http: HttpServer | undefined;
+  readonly #sockets: SocketServer;
+  #tls: TlsMaterial;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(parts: {
+    config: Config;
+    log: Logger;
+    pool: DatabasePool;
+    writeBehind: WriteBehind;
+    registry: SessionRegistry;
+    embedded: EmbeddedDatabase | undefined;
+    app: FastifyInstance;
+    https: HttpsServer;
+    http: HttpServer | undefined;
+    sockets: SocketServer;
+    tls: TlsMaterial;
+  }) {
+    this.config = parts.config;
+    this.log = parts.log;
+    this.pool = parts.pool;
+    this.writeBehind = parts.writeBehind;
+    this.registry = parts.registry;
+    this.#embedded = parts.embedded;
+    this.#app = parts.app;
+    this.#https = parts.https;
+    this.#http = parts.http;
+    this.#sockets = parts.sockets;
+    this.#tls = parts.tls;
+  }
+
+  /** The HTTPS and HTTP ports actually bound (useful when configured as 0). */
+  get ports(): { https: number; http: number | undefined } {
+    const https = (this.#https.address() as AddressInfo).port;
+    const http = this.#http ? (this.#http.address() as AddressInfo).port : undefined;
+    return { https, http };
+  }
+
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const { config, log } = options;
+    const clock = options.clock ?? systemClock;
+    const problem = productionProblem(config);
+    if (problem) throw new CitadelError('config_invalid', { message: problem });
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+
+    let embedded: EmbeddedDatabase | undefined;
+    let connectionUri: string;
+    if (config.database.kind === 'embedded') {
+      embedded = new EmbeddedDatabase({
+        dataDir: config.dataDir,
+        runAsUser: config.database.runAsUser,
+        log,
+      });
+      await embedded.start();
+      connectionUri = embedded.connectionUri;
+    } else {
+      connectionUri = config.database.connectionUri;
+    }
+
+    try {
+      await migrate(connectionUri, log);
+      const pool = await createDatabasePool({
+        connectionUri,
+        minPoolSize: config.dbPoolMin,
+        maxPoolSize: config.dbPoolMax,
+      });
+      const offline = await markAllOffline(pool);
+      if (offline > 0) log.info({ agents: offline }, 'agents:marked-offline at start');
+      return await Daemon.#assemble(options, clock, pool, embedded);
+    } catch (error) {
+      await embedded?.stop();
+      throw error;
+    }
+  }
+
+  static async #assemble(
+    options: DaemonOptions,
+    clock: Clock,
+    pool: DatabasePool,
+    embedded: EmbeddedDatabase | undefined,
+  ): Promise<Daemon> {
+    const { config, log } = options;
+    const hasher = new Hasher(options.hasher);
+    const feed = new FeedHub();
+    const registry = new SessionRegistry();
+    const writeBehind = new WriteBehind({
+      pool,
+      clock,
+      log,
+      onThreatsStored: (rows) => feed.publishThreats(rows),
+      ...(options.writeBehind ? { settings: options.writeBehind } : {}),
+    });
+    await bootstrapCredentials(pool, hasher, config.dataDir, log);
+
+    const latest = latestMigrationVersion();
+    const isReady = async (): Promise<boolean> => {
+      try {
+        const version = await pool.oneFirst(sql.type(z.object({ v: z.number() }))`
+          SELECT COALESCE(max(version), 0)::int AS v FROM schema_migrations`);
+        return version >= latest && writeBehind.healthy;
+      } catch {
+        return false;
+      }
+    };
+
+    const tls = await loadTlsMaterial(config, log);
+    const deps = { config, pool, hasher, writeBehind, registry, feed, clock, log, isReady };
+    const { app, server } = await buildHttpApp(deps, tls);
+    const sockets = createWsSocketServer(log.child({ component: 'transport' }));
+    const sessionDeps = {
+      pool,
+      hasher,
+      writeBehind,
+      registry,
+      clock,
+      log: log.child({ component: 'session' }),
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      refreshWindowMs,
+    };
+    const routes = [
+      agentRoute(sessionDeps),
+      feedRoute({ pool, hasher, hub: feed, log: log.child({ component: 'feed' }) }),
+    ] as ReadonlyArray<SocketRoute<unknown>>;
+    sockets.attach(server, routes);
+
+    await listen(server, config.listen.host, config.listen.port);
+    let http: HttpServer | undefined;
+    if (config.httpListen) {
+      http = createRedirectServer({
+        publicHost: config.publicHost,
+        serveLoopback: config.environment === 'development',
+        serve: (request, response) => app.routing(request, response),
+      });
+      await listen(http, config.httpListen.host, config.httpListen.port);
+    }
+    const daemon = new Daemon({
+      config,
+      log,
+      pool,
+      writeBehind,
+      registry,
+      embedded,
+      app,
+      https: server,
+      http,
+      sockets,
+      tls,
+    });
+    log.info(
+      { httpsPort: daemon.ports.https, httpPort: daemon.ports.http ?? null },
+      'daemon:ready',
+    );
+    return daemon;
+  }
+
+  /** Reloads the certificate and key; open sessions keep theirs. */
+  reloadTls(): void {
+    const material = readTlsFiles(this.#tls.certFile, this.#tls.keyFile);
+    this.#https.setSecureContext({ ...tlsHardening, cert: material.cert, key: material.key });
+    this.#tls = material;
+    this.log.info({ certFile: material.certFile }, 'tls:reloaded');
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.log.info({ sessions: this.registry.size }, 'shutdown:listeners-closing');
+    this.#https.close();
+    this.#http?.close();
+    this.#sockets.stop();
+    const spread = (index: number) =>
+      `restarting; reconnect_after_ms=${1_000 + Math.floor(Math.random() * reconnectSpreadMs) + (index % 2)}`;
+    for (const session of this.registry.all()) {
+      this.writeBehind.recordLiveness(session.agentId, 'offline', null);
+    }
+    this.#sockets.closeAll(closeCodes.restarting, spread);
+    this.log.info('shutdown:sockets-closed');
+    try {
+      await this.writeBehind.drain();
+      this.log.info('shutdown:queue-flushed');
+    } catch (error) {
+      this.log.error({ err: error, depth: this.writeBehind.depth }, 'shutdown:queue-not-flushed');
+    }
+    await this.#app.close().catch(() => {});
+    this.#https.closeAllConnections();
+    this.#http?.closeAllConnections();
+    await this.pool.end();
+    this.log.info('shutdown:pool-ended');
+    await this.#embedded?.stop();
+    this.log.info('shutdown:done');
+  }
+}
+
+function listen(server: HttpsServer | HttpServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,122 @@
+/**
+ * Credential rows: agent tokens, admin tokens and enrollment secrets. Only
+ * bcrypt hashes are stored; every lookup is by the id the credential names.
+ */
+import { type CommonQueryMethods, sql } from 'slonik';
+import { z } from 'zod';
+import { type AdminRole, adminRoles } from '../rows.ts';
+
+const agentTokenRow = z.object({
+  id: z.string(),
+  agent_id: z.string(),
+  token_hash: z.string(),
+  expires_at: z.string(),
+});
+export type AgentTokenRow = z.infer<typeof agentTokenRow>;
+
+/** A live (unrevoked, unexpired) agent token by id. */
+export async function findLiveAgentToken(
+  db: CommonQueryMethods,
+  id: string,
+): Promise<AgentTokenRow | null> {
+  return db.maybeOne(sql.type(agentTokenRow)`
+    SELECT id, agent_id, token_hash, expires_at FROM agent_tokens
+    WHERE id = ${id} AND NOT is_revoked AND expires_at > now()`);
+}
+
+export async function insertAgentToken(
+  db: CommonQueryMethods,
+  token: { id: string; agentId: string; hash: string; expiresAt: string },
+): Promise<void> {
+  await db.query(sql.unsafe`
+    INSERT INTO agent_tokens (id, agent_id, token_hash, expires_at)
+    VALUES (${token.id}, ${token.agentId}, ${token.hash}, ${token.expiresAt}::timestamptz)`);
+}
+
+/** Revokes the agent's tokens other than `exceptId`; returns how many. */
+export async function revokeAgentTokens(
+  db: CommonQueryMethods,
+  agentId: string,
+  exceptId: string | null,
+): Promise<number> {
+  const result = await db.query(sql.unsafe`
+    UPDATE agent_tokens SET is_revoked = true, revoked_at = now()
+    WHERE agent_id = ${agentId} AND NOT is_revoked
+      AND (${exceptId}::uuid IS NULL OR id <> ${exceptId}::uuid)`);
+  return result.rowCount;
+}
+
+const adminTokenRow = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.enum(adminRoles),
+  token_hash: z.string(),
+});
+export type AdminTokenRow = z.infer<typeof adminTokenRow>;
+
+export async function findLiveAdminToken(
+  db: CommonQueryMethods,
+  id: string,
+): Promise<AdminTokenRow | null> {
+  return db.maybeOne(sql.type(adminTokenRow)`
+    SELECT id, name, role, token_hash FROM admin_tokens
+    WHERE id = ${id} AND revoked_at IS NULL`);
+}
+
+export async function insertAdminToken(
+  db: CommonQueryMethods,
+  token: { id: string; name: string; role: AdminRole; hash: string; createdBy: string },
+): Promise<void> {
+  await db.query(sql.unsafe`
+    INSERT INTO admin_tokens (id, name, role, token_hash, created_by)
+    VALUES (${token.id}, ${token.name}, ${token.role}, ${token.hash}, ${token.createdBy})`);
+}
+
+export async function countAdminTokens(db: CommonQueryMethods): Promise<number> {
+  return db.oneFirst(sql.type(z.object({ count: z.number() }))`
+    SELECT count(*)::int AS count FROM admin_tokens`);
+}
+
+const enrollmentSecretRow = z.object({
+  id: z.string(),
+  secret_hash: z.string(),
+  usable: z.boolean(),
+});
+
+/** An enrollment secret by id, with whether it may still be used. */
+export async function findEnrollmentSecret(
+  db: CommonQueryMethods,
+  id: string,
+): Promise<z.infer<typeof enrollmentSecretRow> | null> {
+  return db.maybeOne(sql.type(enrollmentSecretRow)`
+    SELECT id, secret_hash,
+      (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+        AND (max_uses IS NULL OR uses < max_uses)) AS usable
+    FROM enrollment_secrets WHERE id = ${id}`);
+}
+
+/** Counts one use, atomically; false when the secret was used up meanwhile. */
+export async function spendEnrollmentSecret(db: CommonQueryMethods, id: string): Promise<boolean> {
+  const result = await db.query(sql.unsafe`
+    UPDATE enrollment_secrets SET uses = uses + 1
+    WHERE id = ${id} AND revoked_at IS NULL
+      AND (expires_at IS NULL OR expires_at > now())
+      AND (max_uses IS NULL OR uses < max_uses)`);
+  return result.rowCount === 1;
+}
+
+export async function insertEnrollmentSecret(
+  db: CommonQueryMethods,
+  secret: {
+    id: string;
+    hash: string;
+    createdBy: string;
+    maxUses: number | null;
+    expiresAt: string | null;
+  },
+): Promise<void> {
+  await db.query(sql.unsafe`
+    INSERT INTO enrollment_secrets (id, secret_hash, created_by, max_uses, expires_at)
+    VALUES (${secret.id}, ${secret.hash}, ${secret.createdBy}, ${secret.maxUses},
+      ${secret.expiresAt}::timestamptz)`);
+}

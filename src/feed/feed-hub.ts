@@ -1,0 +1,58 @@
+/**
+ * The live threat feed's fan-out. New threats (after commit) and status
+ * changes are offered to every subscriber whose filter matches. A subscriber
+ * still replaying stored threats buffers live ones (bounded) and sends them
+ * after its replay, skipping any its replay already sent. A subscriber that
+ * cannot keep up, by bytes queued on its socket or by its buffer, is closed
+ * with 4429 and resumes from its last cursor: the daemon's memory does not
+ * grow with a slow reader.
+ */
+import type { ThreatRow } from '../database/rows.ts';
+
+export interface FeedFilter {
+  readonly minSeverity?: number;
+  readonly agentId?: string;
+}
+
+export interface FeedEvent {
+  readonly type: 'threat' | 'threat_updated';
+  readonly row: ThreatRow;
+}
+
+export interface FeedSubscriber {
+  readonly filter: FeedFilter;
+  offer(event: FeedEvent): void;
+}
+
+export function matches(filter: FeedFilter, row: ThreatRow): boolean {
+  if (filter.minSeverity !== undefined && row.severity < filter.minSeverity) return false;
+  if (filter.agentId !== undefined && row.agent_id !== filter.agentId) return false;
+  return true;
+}
+
+export class FeedHub {
+  readonly #subscribers = new Set<FeedSubscriber>();
+
+  get size(): number {
+    return this.#subscribers.size;
+  }
+
+  subscribe(subscriber: FeedSubscriber): () => void {
+    this.#subscribers.add(subscriber);
+    return () => this.#subscribers.delete(subscriber);
+  }
+
+  publishThreats(rows: readonly ThreatRow[]): void {
+    for (const row of rows) this.#publish({ type: 'threat', row });
+  }
+
+  publishUpdate(row: ThreatRow): void {
+    this.#publish({ type: 'threat_updated', row });
+  }
+
+  #publish(event: FeedEvent): void {
+    for (const subscriber of this.#subscribers) {
+      if (matches(subscriber.filter, event.row)) subscriber.offer(event);
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The HTTPS application: the admin API, enrollment and health, on a Fastify
+ * instance whose server is an `https.Server` of ours (so its certificate can
+ * be swapped on SIGHUP and the socket routes can share it). Errors answer as
+ * `{"error": {"code", "message"}}` from the one catalogue.
+ */
+import { createServer, type Server as HttpsServer } from 'node:https';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
+import { type TlsMaterial, tlsHardening } from '../tls/certificates.ts';
+import type { HttpDeps } from './deps.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
+import { registerEnrollRoutes } from './routes/enroll.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerThreatRoutes } from './routes/threats.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
+
+/** The largest request body accepted, like the largest socket frame. */
+export const maxBodyBytes = 64 * 1024;
+
+export async function buildHttpApp(
+  deps: HttpDeps,
+  tls: TlsMaterial,
+): Promise<{ app: FastifyInstance; server: HttpsServer }> {
+  let server: HttpsServer | undefined;
+  // Typed as the default instance: route modules need not know the server type.
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.log.child({ component: 'http' }),
+    disableRequestLogging: true,
+    bodyLimit: maxBodyBytes,
+    trustProxy: deps.config.trustedProxies.length > 0 ? [...deps.config.trustedProxies] : false,
+    return503OnClosing: true,
+    serverFactory: (handler) => {
+      server = createServer({ ...tlsHardening, cert: tls.cert, key: tls.key }, handler);
+      return server;
+    },
+  }) as unknown as FastifyInstance;
+  app.decorateRequest('admin', undefined);
+  await registerSecurityHeaders(app, {
+    environment: deps.config.environment,
+    hstsIncludeSubDomains: false,
+    hstsPreload: false,
+  });
+  app.setErrorHandler((error, request, reply) => {
+    const known = toCitadelError(error);
+    if (known.status >= 500) request.log.error({ err: error }, 'http:failed');
+    else request.log.info({ code: known.code, url: request.url }, 'http:refused');
+    if (known.retryAfterMs !== undefined) {
+      reply.header('Retry-After', String(Math.max(1, Math.ceil(known.retryAfterMs / 1_000))));
+    }
+    return reply.code(known.status).send(known.toBody());
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    const error = new CitadelError('not_found');
+    return reply.code(404).send(error.toBody());
+  });
+  registerHealthRoutes(app, deps);
+  registerEnrollRoutes(app, deps);
+  registerAgentRoutes(app, deps);
+  registerThreatRoutes(app, deps);
+  registerAdminRoutes(app, deps);
+  await app.ready();
+  return { app, server: server! };
+}
+
+/** Fastify's own errors (bad JSON, body too large) mapped onto the catalogue. */
+function toCitadelError(error: unknown): CitadelError {
+  if (isCitadelError(error)) return error;
+  const fastifyError = error as { statusCode?: number; code?: string; message?: string };
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new CitadelError('payload_too_large');
+  }
+  if (fastifyError.statusCode !== undefined && fastifyError.statusCode < 500) {
+    return new CitadelError('invalid_request', { message: fastifyError.message });
+  }
+  return new CitadelError('internal_error', { cause: error });
+}

@@ -1,0 +1,101 @@
+/** Admin-only acts: enrollment secrets, admin tokens, the audit trail. */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { actorOf, createAdminToken } from '../../credentials/admin-tokens.ts';
+import { createEnrollmentSecret } from '../../credentials/enrollment.ts';
+import { insertAuditEvents, listAuditEvents } from '../../database/queries/audit.ts';
+import { adminRoles } from '../../database/rows.ts';
+import { requireRole } from '../auth.ts';
+import type { HttpDeps } from '../deps.ts';
+import { parseInput } from '../validation.ts';
+
+const secretBody = z.strictObject({
+  max_uses: z.int().min(1).max(1_000_000).optional(),
+  expires_in_s: z.int().min(60).max(366 * 86_400).optional(),
+});
+const tokenBody = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9._-]+$/),
+  role: z.enum(adminRoles),
+});
+const auditQuery = z.strictObject({
+  after: z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .optional(),
+  event_type: z.string().max(64).optional(),
+  agent_id: z.uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+export function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
+  const admin = { preHandler: requireRole(deps, 'admin') };
+
+  app.post('/api/v1/enrollment-secrets', admin, async (request, reply) => {
+    const body = parseInput(secretBody, request.body);
+    const actor = actorOf(request.admin!);
+    const expiresAt =
+      body.expires_in_s === undefined
+        ? null
+        : new Date(deps.clock.now() + body.expires_in_s * 1_000).toISOString();
+    const created = await deps.pool.transaction(async (tx) => {
+      const secret = await createEnrollmentSecret(tx, deps.hasher, {
+        createdBy: actor,
+        maxUses: body.max_uses ?? null,
+        expiresAt,
+      });
+      await insertAuditEvents(tx, [
+        {
+          eventType: 'enrollment_secret.created',
+          severity: 'info',
+          actor,
+          action: 'create enrollment secret',
+          result: 'success',
+          details: { secret_id: secret.id, max_uses: body.max_uses ?? null, expires_at: expiresAt },
+        },
+      ]);
+      return secret;
+    });
+    return reply.code(201).send({
+      id: created.id,
+      secret: created.secret,
+      max_uses: body.max_uses ?? null,
+      expires_at: expiresAt,
+    });
+  });
+
+  app.post('/api/v1/admin-tokens', admin, async (request, reply) => {
+    const body = parseInput(tokenBody, request.body);
+    const actor = actorOf(request.admin!);
+    const created = await deps.pool.transaction(async (tx) => {
+      const token = await createAdminToken(tx, deps.hasher, { ...body, createdBy: actor });
+      await insertAuditEvents(tx, [
+        {
+          eventType: 'admin_token.created',
+          severity: 'warning',
+          actor,
+          action: 'create admin token',
+          result: 'success',
+          details: { token_id: token.id, name: body.name, role: body.role },
+        },
+      ]);
+      return token;
+    });
+    return reply.code(201).send({ id: created.id, token: created.token, ...body });
+  });
+
+  app.get('/api/v1/audit', admin, async (request) => {
+    const query = parseInput(auditQuery, request.query);
+    const items = await listAuditEvents(deps.pool, {
+      ...(query.after === undefined ? {} : { after: Number(query.after) }),
+      ...(query.event_type === undefined ? {} : { eventType: query.event_type }),
+      ...(query.agent_id === undefined ? {} : { agentId: query.agent_id }),
+      limit: query.limit,
+    });
+    const next = items.length === query.limit ? (items.at(-1)?.cursor ?? null) : null;
+    return { items, next };
+  });
+}

@@ -1,0 +1,64 @@
+/** `POST /api/v1/enroll`: an enrollment secret and an identity buy a token. */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { enroll } from '../../credentials/enrollment.ts';
+import { isCitadelError } from '../../errors/catalogue.ts';
+import type { HttpDeps } from '../deps.ts';
+import { parseInput } from '../validation.ts';
+
+const enrollBody = z.strictObject({
+  hostname: z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[A-Za-z0-9._-]+$/, 'a host name: letters, digits, dots, dashes, underscores'),
+  enrollment_secret: z.string().min(1).max(200),
+  machine_id: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9._:-]+$/)
+    .optional(),
+});
+
+export function registerEnrollRoutes(app: FastifyInstance, deps: HttpDeps): void {
+  app.post('/api/v1/enroll', async (request, reply) => {
+    const body = parseInput(enrollBody, request.body);
+    try {
+      const result = await enroll(
+        deps.pool,
+        deps.hasher,
+        {
+          hostname: body.hostname,
+          machineId: body.machine_id,
+          secret: body.enrollment_secret,
+          ipAddress: request.ip,
+        },
+        deps.clock.now(),
+      );
+      request.log.info({ agentId: result.agentId, reenrolled: result.reenrolled }, 'agent:enrolled');
+      return reply.code(201).send({
+        agent_id: result.agentId,
+        token: result.token,
+        token_expires_at: result.expiresAt,
+        heartbeat_interval_s: deps.config.heartbeatIntervalMs / 1_000,
+      });
+    } catch (error) {
+      if (isCitadelError(error) && error.code === 'enrollment_refused') {
+        deps.writeBehind.appendAudit({
+          eventType: 'agent.enroll_failed',
+          severity: 'warning',
+          actor: `ip:${request.ip}`,
+          action: 'enroll',
+          result: 'failure',
+          details: {
+            source_ip: request.ip,
+            hostname: body.hostname,
+            reason: error.details?.['reason'] ?? null,
+          },
+        });
+      }
+      throw error;
+    }
+  });
+}

@@ -1,0 +1,144 @@
+/**
+ * One agent's session: the bridge between its socket and its actor. It
+ * parses each frame with guard clauses, hands valid messages to the handler
+ * of their type (`handlers/`), and turns the actor's decisions (offline,
+ * token expired) into socket closes. When the socket closes, the actor is
+ * stopped and no timer of its remains.
+ */
+import { randomUUID } from 'node:crypto';
+import type { DatabasePool } from 'slonik';
+import type { Clock } from '../clock/clock.ts';
+import type { AgentPrincipal } from '../credentials/agent-tokens.ts';
+import type { Hasher } from '../credentials/hasher.ts';
+import type { AgentStatus } from '../database/rows.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Connection } from '../transport/transport.ts';
+import type { WriteBehind } from '../write-behind/write-behind.ts';
+import { type AgentActor, startAgentActor } from './agent-machine.ts';
+import { closeCodes } from './close-codes.ts';
+import { handleHeartbeat } from './handlers/heartbeat.ts';
+import { handleRefresh } from './handlers/refresh.ts';
+import { handleThreat } from './handlers/threat.ts';
+import { parseInbound } from './protocol.ts';
+import type { LiveSession, SessionRegistry } from './registry.ts';
+
+/** Invalid messages a session may send before it is closed with 1008. */
+export const maxInvalidMessages = 5;
+
+export interface SessionDeps {
+  readonly pool: DatabasePool;
+  readonly hasher: Hasher;
+  readonly writeBehind: WriteBehind;
+  readonly registry: SessionRegistry;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly heartbeatIntervalMs: number;
+  readonly refreshWindowMs: number;
+}
+
+export interface AgentIdentity extends AgentPrincipal {
+  readonly hostname: string;
+}
+
+export class AgentSession implements LiveSession {
+  readonly agentId: string;
+  readonly hostname: string;
+  readonly sessionId = randomUUID();
+  readonly deps: SessionDeps;
+  readonly log: Logger;
+  readonly connection: Connection;
+  tokenId: string;
+  actor: AgentActor | undefined;
+  #invalidMessages = 0;
+
+  constructor(deps: SessionDeps, connection: Connection, identity: AgentIdentity) {
+    this.deps = deps;
+    this.connection = connection;
+    this.agentId = identity.agentId;
+    this.hostname = identity.hostname;
+    this.tokenId = identity.tokenId;
+    this.log = deps.log.child({ agentId: this.agentId, sessionId: this.sessionId });
+    this.#start(identity.expiresAt);
+  }
+
+  #start(tokenExpiresAt: string): void {
+    this.deps.registry.add(this);
+    this.connection.onClose((code) => this.#onClosed(code));
+    this.connection.onText((text) => this.#onText(text));
+    this.connection.onBinary(() => this.rejectMessage('binary frames are not accepted'));
+    this.actor = startAgentActor(
+      {
+        heartbeatIntervalMs: this.deps.heartbeatIntervalMs,
+        tokenExpiresAtMs: Date.parse(tokenExpiresAt),
+        refreshWindowMs: this.deps.refreshWindowMs,
+        now: () => this.deps.clock.now(),
+        effects: {
+          statusChanged: (status) => this.#statusChanged(status),
+          tokenExpiring: (expiresAtMs) =>
+            this.send({ type: 'token_expiring', expires_at: new Date(expiresAtMs).toISOString() }),
+          tokenExpired: () => this.close(closeCodes.tokenInvalid, 'token expired'),
+          livenessLost: () => this.close(closeCodes.goingAway, 'no heartbeat'),
+        },
+      },
+      this.deps.clock,
+    );
+    this.send({
+      type: 'welcome',
+      agent_id: this.agentId,
+      heartbeat_interval_s: this.deps.heartbeatIntervalMs / 1_000,
+      token_expires_at: tokenExpiresAt,
+    });
+    this.log.info({ remoteAddress: this.connection.remoteAddress }, 'session:opened');
+  }
+
+  send(message: object): void {
+    this.connection.send(message);
+  }
+
+  close(code: number, reason: string): void {
+    this.connection.close(code, reason);
+  }
+
+  /** Answers an invalid message; too many of them close the socket. */
+  rejectMessage(reason: string, ref?: string): void {
+    this.#invalidMessages += 1;
+    this.log.info({ reason, ref }, 'session:invalid-message');
+    this.send({ type: 'error', code: 'invalid_message', message: reason, ...(ref ? { ref } : {}) });
+    if (this.#invalidMessages >= maxInvalidMessages) {
+      this.close(closeCodes.policyViolation, 'too many invalid messages');
+    }
+  }
+
+  #onText(text: string): void {
+    const parsed = parseInbound(text);
+    if (!parsed.ok) return this.rejectMessage(parsed.reason, parsed.ref);
+    const message = parsed.message;
+    switch (message.type) {
+      case 'heartbeat':
+        return handleHeartbeat(this);
+      case 'threat':
+        return void handleThreat(this, message);
+      case 'refresh':
+        return void handleRefresh(this);
+    }
+  }
+
+  #statusChanged(status: AgentStatus): void {
+    const current = this.deps.registry.get(this.agentId);
+    if (current !== undefined && current !== this) return; // a newer session speaks for it
+    const lastHeartbeat = status === 'active' ? new Date(this.deps.clock.now()).toISOString() : null;
+    this.deps.writeBehind.recordLiveness(this.agentId, status, lastHeartbeat);
+    this.log.debug({ status }, 'session:status');
+  }
+
+  #onClosed(code: number): void {
+    this.deps.registry.remove(this);
+    const actor = this.actor;
+    this.actor = undefined;
+    if (actor) {
+      actor.send({ type: 'SOCKET_CLOSED' });
+      actor.stop();
+    }
+    this.log.info({ code }, 'session:closed');
+  }
+}

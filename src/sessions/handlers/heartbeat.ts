@@ -1,0 +1,13 @@
+/**
+ * `{"type":"heartbeat"}`: the agent is alive. The actor restarts its liveness
+ * timers; the heartbeat time reaches the database through the write-behind
+ * path, coalesced to one row update per agent per flush.
+ */
+import type { AgentSession } from '../agent-session.ts';
+
+export function handleHeartbeat(session: AgentSession): void {
+  const at = new Date(session.deps.clock.now()).toISOString();
+  session.actor?.send({ type: 'HEARTBEAT' });
+  session.deps.writeBehind.recordLiveness(session.agentId, 'active', at);
+  session.send({ type: 'heartbeat_ack' });
+}

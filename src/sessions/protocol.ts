@@ -1,0 +1,60 @@
+/**
+ * The agent socket's messages, agent to server, checked by guard clauses
+ * before anything changes. A message that fails a check gets an `error`
+ * frame with `invalid_message` and changes nothing.
+ */
+import { z } from 'zod';
+
+/** The largest frame a socket accepts; a larger one closes it with 1009. */
+export const maxFrameBytes = 64 * 1024;
+
+const threatMessage = z.strictObject({
+  type: z.literal('threat'),
+  id: z.uuid(),
+  threat_type: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only'),
+  severity: z.int().min(1).max(10),
+  title: z.string().min(1).max(256),
+  details: z.record(z.string(), z.unknown()).default({}),
+  detected_at: z.iso.datetime({ offset: true }),
+});
+
+const inbound = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('heartbeat') }),
+  threatMessage,
+  z.strictObject({ type: z.literal('refresh') }),
+]);
+
+export type InboundMessage = z.infer<typeof inbound>;
+export type ThreatMessage = z.infer<typeof threatMessage>;
+
+export type ParseResult =
+  | { ok: true; message: InboundMessage }
+  | { ok: false; reason: string; ref?: string };
+
+/** Parses one text frame. */
+export function parseInbound(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'the frame is not JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, reason: 'the frame is not a JSON object' };
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string') return { ok: false, reason: 'the message has no type' };
+  const parsed = inbound.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    const id = (value as { id?: unknown }).id;
+    const result: ParseResult = { ok: false, reason: `${type}: ${where}${issue.message}` };
+    return typeof id === 'string' && id.length <= 64 ? { ...result, ref: id } : result;
+  }
+  return { ok: true, message: parsed.data };
+}

@@ -1,0 +1,171 @@
+/**
+ * The `ws` implementation of the transport seam. Upgrades are authenticated
+ * before the handshake completes: a refused one gets a plain HTTP answer and
+ * no socket, no actor. Frames over 64 KiB close the socket with 1009 (ws does
+ * this itself from `maxPayload`). Every 30 s each socket is pinged; one that
+ * has not answered the previous ping is terminated.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
+import type { Logger } from '../log/logger.ts';
+import { maxFrameBytes } from '../sessions/protocol.ts';
+import type { Connection, SocketRoute, SocketServer } from './transport.ts';
+
+export const pingIntervalMs = 30_000;
+
+/** Headers every refused upgrade carries, like every HTTP answer. */
+const refusalHeaders = [
+  'Content-Type: application/json',
+  'X-Content-Type-Options: nosniff',
+  'X-Frame-Options: DENY',
+  'Referrer-Policy: strict-origin-when-cross-origin',
+  "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'",
+  'Cache-Control: no-store',
+  'Connection: close',
+];
+
+class WsConnection implements Connection {
+  readonly remoteAddress: string;
+  readonly socket: WebSocket;
+  alive = true;
+
+  constructor(socket: WebSocket, remoteAddress: string) {
+    this.socket = socket;
+    this.remoteAddress = remoteAddress;
+    socket.on('pong', () => {
+      this.alive = true;
+    });
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  send(message: object): boolean {
+    if (!this.isOpen) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  close(code: number, reason = ''): void {
+    if (this.socket.readyState === WebSocket.CLOSED) return;
+    if (this.socket.readyState === WebSocket.CLOSING) return;
+    this.socket.close(code, reason);
+  }
+
+  onText(listener: (text: string) => void): void {
+    this.socket.on('message', (data, isBinary) => {
+      if (!isBinary) listener(data.toString());
+    });
+  }
+
+  onBinary(listener: () => void): void {
+    this.socket.on('message', (_data, isBinary) => {
+      if (isBinary) listener();
+    });
+  }
+
+  onClose(listener: (code: number, reason: string) => void): void {
+    this.socket.on('close', (code, reason) => listener(code, reason.toString()));
+  }
+}
+
+export function createWsSocketServer(log: Logger): SocketServer {
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: maxFrameBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  const open = new Set<WsConnection>();
+  const pinger = setInterval(() => {
+    for (const connection of open) {
+      if (!connection.alive) {
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }, pingIntervalMs);
+  pinger.unref();
+
+  function refuse(socket: Duplex, error: unknown): void {
+    const known = isCitadelError(error) ? error : new CitadelError('internal_error');
+    if (!isCitadelError(error)) log.error({ err: error }, 'transport:upgrade-failed');
+    const body = JSON.stringify({ error: { code: known.code, message: known.message } });
+    const retry = known.retryAfterMs ? [`Retry-After: ${Math.ceil(known.retryAfterMs / 1000)}`] : [];
+    const head = [
+      `HTTP/1.1 ${known.status} ${statusText(known.status)}`,
+      ...refusalHeaders,
+      ...retry,
+      `Content-Length: ${Buffer.byteLength(body)}`,
+    ];
+    if (socket.writable) socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+    else socket.destroy();
+  }
+
+  async function upgrade(
+    routes: ReadonlyArray<SocketRoute<unknown>>,
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const pathname = new URL(request.url ?? '/', 'https://localhost').pathname;
+    const route = routes.find((r) => r.path === pathname);
+    if (!route) return refuse(socket, new CitadelError('not_found'));
+    let principal: unknown;
+    try {
+      principal = await route.authenticate(request);
+    } catch (error) {
+      return refuse(socket, error);
+    }
+    if (socket.destroyed) return;
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      const connection = new WsConnection(ws, request.socket.remoteAddress ?? 'unknown');
+      open.add(connection);
+      ws.on('close', () => open.delete(connection));
+      ws.on('error', (error) => log.debug({ err: error }, 'transport:socket-error'));
+      route.accept(connection, principal, request);
+    });
+  }
+
+  return {
+    attach(server: HttpsServer, routes: ReadonlyArray<SocketRoute<unknown>>): void {
+      server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+        void upgrade(routes, request, socket, head);
+      });
+    },
+    get openCount() {
+      return open.size;
+    },
+    closeAll(code: number, reason: (index: number) => string): void {
+      let index = 0;
+      for (const connection of open) connection.close(code, reason(index++));
+    },
+    stop(): void {
+      clearInterval(pinger);
+    },
+  };
+}
+
+function statusText(status: number): string {
+  const texts: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    429: 'Too Many Requests',
+    500: 'Internal Server Error',
+    503: 'Service Unavailable',
+  };
+  return texts[status] ?? 'Error';
+}

@@ -1,0 +1,284 @@
+/**
+ * The write-behind path: threats, agent liveness and audit events are queued
+ * in memory and reach PostgreSQL in batched transactions, flushed by size
+ * (`maxBatch` threats) or by time (`flushDelayMs` after the first item).
+ *
+ * - A threat's promise settles only after the transaction holding it has
+ *   committed: the agent's ack waits for it. A report already stored settles
+ *   with `null` (acked again, stored once).
+ * - Liveness is coalesced per agent: only the latest status and heartbeat time
+ *   of each agent is written, one row update per agent per flush.
+ * - Flushes run one at a time, in order. When the database fails, the batch
+ *   goes back to the front of the queue and is retried with capped backoff;
+ *   nothing is dropped. When `maxPendingThreats` are waiting, new threats are
+ *   refused with `storage_unavailable` and a retry delay.
+ * - A batch refused for its data (an integrity or data exception) is retried
+ *   one item at a time, so one bad row fails alone.
+ */
+import type { DatabasePool } from 'slonik';
+import type { Clock, TimerHandle } from '../clock/clock.ts';
+import { CitadelError } from '../errors/catalogue.ts';
+import type { Logger } from '../log/logger.ts';
+import { applyAgentLiveness } from '../database/queries/agents.ts';
+import { insertAuditEvents } from '../database/queries/audit.ts';
+import { insertThreats, type ThreatReport } from '../database/queries/threats.ts';
+import type { AgentStatus, AuditEvent, ThreatRow } from '../database/rows.ts';
+
+export interface WriteBehindSettings {
+  readonly maxBatch: number;
+  readonly flushDelayMs: number;
+  readonly maxPendingThreats: number;
+  readonly maxPendingAudit: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+}
+
+export const defaultWriteBehindSettings: WriteBehindSettings = Object.freeze({
+  maxBatch: 1_000,
+  flushDelayMs: 5,
+  maxPendingThreats: 20_000,
+  maxPendingAudit: 50_000,
+  retryBaseMs: 100,
+  retryMaxMs: 5_000,
+});
+
+interface PendingThreat {
+  readonly report: ThreatReport;
+  readonly resolve: (row: ThreatRow | null) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface Liveness {
+  status: AgentStatus;
+  lastHeartbeat: string | null;
+}
+
+export interface WriteBehindOptions {
+  readonly pool: DatabasePool;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Called after commit with the threats stored by that transaction. */
+  readonly onThreatsStored: (rows: readonly ThreatRow[]) => void;
+  readonly settings?: Partial<WriteBehindSettings>;
+}
+
+export class WriteBehind {
+  readonly #pool: DatabasePool;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #onThreatsStored: (rows: readonly ThreatRow[]) => void;
+  readonly #settings: WriteBehindSettings;
+  #threats: PendingThreat[] = [];
+  #audit: AuditEvent[] = [];
+  #liveness = new Map<string, Liveness>();
+  #timer: TimerHandle | undefined;
+  #flushing: Promise<void> | undefined;
+  #failures = 0;
+  #isolate = 0;
+  #committedBatches = 0;
+  #stopped = false;
+
+  constructor(options: WriteBehindOptions) {
+    this.#pool = options.pool;
+    this.#clock = options.clock;
+    this.#log = options.log.child({ component: 'write-behind' });
+    this.#onThreatsStored = options.onThreatsStored;
+    this.#settings = { ...defaultWriteBehindSettings, ...options.settings };
+  }
+
+  /** Whether the last flush reached the database. */
+  get healthy(): boolean {
+    return this.#failures === 0;
+  }
+
+  get depth(): { threats: number; audit: number; liveness: number } {
+    return {
+      threats: this.#threats.length,
+      audit: this.#audit.length,
+      liveness: this.#liveness.size,
+    };
+  }
+
+  get committedBatches(): number {
+    return this.#committedBatches;
+  }
+
+  /** Resolves with the stored row once committed, or `null` for a duplicate. */
+  submitThreat(report: ThreatReport): Promise<ThreatRow | null> {
+    if (this.#stopped) return Promise.reject(new CitadelError('storage_unavailable'));
+    if (this.#threats.length >= this.#settings.maxPendingThreats) {
+      const retryAfterMs = this.#retryDelayMs();
+      return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs }));
+    }
+    return new Promise((resolve, reject) => {
+      this.#threats.push({ report, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Records the agent's latest status (and heartbeat time, when it has one). */
+  recordLiveness(agentId: string, status: AgentStatus, lastHeartbeat: string | null): void {
+    const previous = this.#liveness.get(agentId);
+    this.#liveness.set(agentId, {
+      status,
+      lastHeartbeat: lastHeartbeat ?? previous?.lastHeartbeat ?? null,
+    });
+    this.#schedule();
+  }
+
+  appendAudit(event: AuditEvent): void {
+    if (this.#audit.length >= this.#settings.maxPendingAudit) {
+      this.#log.error({ event: event.eventType }, 'write-behind:audit-queue-full, event lost');
+      return;
+    }
+    this.#audit.push(event);
+    this.#schedule();
+  }
+
+  /** Flushes everything queued; for shutdown. Rejects after `timeoutMs`. */
+  async drain(timeoutMs = 8_000): Promise<void> {
+    const deadline = this.#clock.monotonicMs() + timeoutMs;
+    while (this.#hasWork() || this.#flushing) {
+      if (this.#clock.monotonicMs() > deadline) {
+        throw new Error('write-behind did not drain in time');
+      }
+      if (this.#flushing) await this.#flushing;
+      else await this.#flush();
+      if (this.#failures > 0) await pause(this.#retryDelayMs());
+    }
+    this.#stopped = true;
+    if (this.#timer) this.#clock.clearTimeout(this.#timer);
+  }
+
+  #hasWork(): boolean {
+    return this.#threats.length > 0 || this.#audit.length > 0 || this.#liveness.size > 0;
+  }
+
+  #schedule(delayMs = this.#settings.flushDelayMs): void {
+    if (this.#timer || this.#flushing) return;
+    const full = this.#threats.length >= this.#settings.maxBatch;
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        void this.#flush();
+      },
+      full ? 0 : delayMs,
+    );
+  }
+
+  #flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    if (this.#timer) {
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#flushing = this.#flushOnce().finally(() => {
+      this.#flushing = undefined;
+      if (this.#hasWork() && !this.#stopped) {
+        this.#schedule(this.#failures > 0 ? this.#retryDelayMs() : 0);
+      }
+    });
+    return this.#flushing;
+  }
+
+  async #flushOnce(): Promise<void> {
+    const isolating = this.#isolate > 0;
+    const threats = this.#threats.splice(0, isolating ? 1 : this.#settings.maxBatch);
+    const audit = isolating ? [] : this.#audit.splice(0, this.#settings.maxBatch);
+    const liveness = isolating ? new Map<string, Liveness>() : this.#liveness;
+    if (!isolating) this.#liveness = new Map();
+    const started = this.#clock.monotonicMs();
+    try {
+      const stored = await this.#pool.transaction(async (tx) => {
+        const rows = await insertThreats(
+          tx,
+          threats.map((t) => t.report),
+        );
+        const updates = [...liveness].map(([agentId, l]) => ({ agentId, ...l }));
+        await applyAgentLiveness(tx, updates);
+        await insertAuditEvents(tx, audit);
+        return rows;
+      }, 0);
+      this.#committed(threats, stored, started);
+    } catch (error) {
+      this.#failed(error, threats, audit, liveness);
+    }
+  }
+
+  #committed(threats: PendingThreat[], stored: readonly ThreatRow[], startedMs: number): void {
+    this.#committedBatches += 1;
+    if (this.#failures > 0) this.#log.info('write-behind:recovered, the database answers again');
+    this.#failures = 0;
+    if (this.#isolate > 0) this.#isolate -= threats.length;
+    const byReport = new Map(stored.map((row) => [`${row.agent_id}/${row.report_id}`, row]));
+    for (const pending of threats) {
+      const key = `${pending.report.agentId}/${pending.report.reportId}`;
+      const row = byReport.get(key);
+      byReport.delete(key);
+      pending.resolve(row ?? null);
+    }
+    if (stored.length > 0) this.#onThreatsStored(stored);
+    this.#log.debug(
+      { threats: threats.length, stored: stored.length, ms: this.#clock.monotonicMs() - startedMs },
+      'write-behind:committed',
+    );
+  }
+
+  #failed(
+    error: unknown,
+    threats: PendingThreat[],
+    audit: AuditEvent[],
+    liveness: Map<string, Liveness>,
+  ): void {
+    if (!isDataError(error)) {
+      this.#failures += 1;
+      this.#log.error(
+        { err: error, failures: this.#failures, queued: this.#threats.length + threats.length },
+        'write-behind:flush-failed, will retry',
+      );
+    } else if (this.#isolate > 0 && threats.length === 1) {
+      this.#isolate -= 1;
+      this.#log.error({ err: error, reportId: threats[0]!.report.reportId }, 'write-behind:rejected');
+      threats[0]!.reject(new CitadelError('internal_error', { cause: error }));
+      return;
+    } else if (threats.length > 0) {
+      this.#isolate = threats.length;
+      this.#log.warn({ err: error }, 'write-behind:batch-refused, retrying items one by one');
+    } else {
+      this.#log.error(
+        { err: error, audit: audit.length, liveness: liveness.size },
+        'write-behind:rows-refused, the database rejects them and they are dropped',
+      );
+      return;
+    }
+    this.#requeue(threats, audit, liveness);
+  }
+
+  #requeue(threats: PendingThreat[], audit: AuditEvent[], liveness: Map<string, Liveness>): void {
+    this.#threats = [...threats, ...this.#threats];
+    this.#audit = [...audit, ...this.#audit];
+    for (const [agentId, l] of this.#liveness) {
+      const lastHeartbeat = l.lastHeartbeat ?? liveness.get(agentId)?.lastHeartbeat ?? null;
+      liveness.set(agentId, { status: l.status, lastHeartbeat });
+    }
+    this.#liveness = liveness;
+  }
+
+  #retryDelayMs(): number {
+    const exp = this.#settings.retryBaseMs * 2 ** Math.min(this.#failures, 10);
+    return Math.min(this.#settings.retryMaxMs, exp);
+  }
+}
+
+/** PostgreSQL refused the rows themselves (class 22 or 23), not the connection. */
+function isDataError(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^(22|23)[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  return false;
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
