@@ -21,11 +21,16 @@ export interface ThreatReport {
   readonly detected_at: string;
 }
 
+/** Checked as the daemon checks a `threat` frame, so that what it refuses never queues. */
 const reportInputSchema = z.strictObject({
   id: z.uuid().optional(),
-  threat_type: z.string().trim().min(1).max(128),
+  threat_type: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only'),
   severity: z.int().min(1).max(10),
-  title: z.string().trim().min(1).max(1_024),
+  title: z.string().trim().min(1).max(256),
   details: z.record(z.string(), z.unknown()).optional(),
   detected_at: z.iso.datetime({ offset: true }).optional(),
 });

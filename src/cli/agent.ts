@@ -1,2 +1,170 @@
+/**
+ * `citadel-archer agent`: runs the reference agent in the foreground. It
+ * logs JSON lines to stderr, reads reports as JSON lines from stdin (or
+ * `--report-file`), and stops cleanly on SIGINT or SIGTERM (a second signal
+ * forces the exit). Exit statuses: 0 stopped, 1 failed, 2 usage, 3 the
+ * server's certificate was refused.
+ */
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-export function registerAgent(_program: Command): void {}
+import { ReferenceAgent } from '../agent/agent.ts';
+import { exitStatus, isClientError } from '../agent/errors.ts';
+import { systemHostname, systemMachineId } from '../agent/host-identity.ts';
+import { followReportFile, readReportStream } from '../agent/report-intake.ts';
+import { systemClock } from '../clock/clock.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import {
+  addConnectionOptions,
+  type ConnectionOptions,
+  exitTwoOnUsageError,
+  reportFailure,
+  resolveConnection,
+} from './client/options.ts';
+
+interface AgentOptions extends ConnectionOptions {
+  readonly enrollSecretFile?: string;
+  readonly hostname?: string;
+  readonly machineId?: string;
+  readonly stateDir: string;
+  readonly reportFile?: string;
+  readonly logLevel: string;
+}
+
+/** How long a graceful stop may take before the process exits anyway. */
+const stopDeadlineMs = 10_000;
+
+/** Registers the `agent` command on the program. */
+export function registerAgent(program: Command): void {
+  const command = program
+    .command('agent')
+    .description('Run the reference agent: enroll, hold the session, report threats from stdin')
+    .option('--enroll-secret-file <file>', 'file holding the enrollment secret')
+    .option('--hostname <name>', 'host name to enroll with (default: this host)')
+    .option('--machine-id <id>', 'machine id to enroll with (default: /etc/machine-id)')
+    .option('--state-dir <dir>', 'where the identity and the outbox live', './agent-state')
+    .option('--report-file <file>', 'follow this file of JSON lines instead of reading stdin')
+    .option('--log-level <level>', 'pino log level', process.env['LOG_LEVEL'] || 'info');
+  addConnectionOptions(command);
+  exitTwoOnUsageError(command);
+  command.action(async (options: AgentOptions) => {
+    process.exitCode = await runAgentCommand(options);
+    process.exit();
+  });
+}
+
+async function runAgentCommand(options: AgentOptions): Promise<number> {
+  const logger = createLogger({
+    level: options.logLevel,
+    destination: process.stderr,
+    pretty: false,
+  }).child({ component: 'agent' });
+
+  let agent: ReferenceAgent;
+  try {
+    const connection = await resolveConnection(options);
+    const machineId = options.machineId ?? (await systemMachineId());
+    agent = new ReferenceAgent({
+      server: connection.server,
+      trust: connection.trust,
+      stateDirectory: options.stateDir,
+      hostname: options.hostname ?? systemHostname(),
+      ...(machineId === undefined ? {} : { machineId }),
+      readEnrollmentSecret: () => readSecret(options.enrollSecretFile, logger),
+      logger,
+      clock: systemClock,
+    });
+    await agent.start();
+  } catch (error) {
+    return fail(error, logger);
+  }
+  return superviseRun(agent, options, logger);
+}
+
+/** Runs the agent and its report intake until a signal or a fatal error. */
+async function superviseRun(
+  agent: ReferenceAgent,
+  options: AgentOptions,
+  logger: Logger,
+): Promise<number> {
+  const intakeAbort = new AbortController();
+  // systemClock timers do not hold the process open; while the agent waits
+  // between sessions nothing else may, so hold it here until run() settles.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  const stopOnSignal = watchSignals(agent, intakeAbort, logger);
+
+  const intakeSettings = {
+    submit: (report: Parameters<ReferenceAgent['submit']>[0]) => agent.submit(report),
+    logger: logger.child({ component: 'intake' }),
+    signal: intakeAbort.signal,
+  };
+  const intake = options.reportFile
+    ? followReportFile(options.reportFile, { ...intakeSettings, stateDirectory: options.stateDir })
+    : readReportStream(process.stdin, intakeSettings);
+  let intakeFailure: unknown;
+  intake.then(
+    () => logger.info('intake:ended'),
+    (error: unknown) => {
+      intakeFailure = error;
+      logger.error({ err: error }, 'intake:failed');
+      agent.stop();
+    },
+  );
+
+  try {
+    await agent.run();
+    if (intakeFailure !== undefined) return fail(intakeFailure, logger);
+    logger.info('agent:stopped');
+    return exitStatus.ok;
+  } catch (error) {
+    return fail(error, logger);
+  } finally {
+    stopOnSignal();
+    clearInterval(keepAlive);
+    intakeAbort.abort();
+    process.stdin.destroy();
+  }
+}
+
+/** First SIGINT/SIGTERM stops gracefully; a second, or the deadline, forces the exit. */
+function watchSignals(agent: ReferenceAgent, intake: AbortController, logger: Logger): () => void {
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      logger.warn({ signal }, 'agent:forced_exit');
+      process.exit(exitStatus.failed);
+    }
+    signalled = true;
+    logger.info({ signal }, 'agent:stopping');
+    intake.abort();
+    agent.stop();
+    setTimeout(() => {
+      logger.error({ deadlineMs: stopDeadlineMs }, 'agent:stop_deadline_passed');
+      process.exit(exitStatus.failed);
+    }, stopDeadlineMs).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+/** Reads the enrollment secret each time it is needed, so a replaced file is seen. */
+async function readSecret(path: string | undefined, logger: Logger): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    const secret = (await readFile(path, 'utf8')).trim();
+    if (secret !== '') return secret;
+    logger.warn({ path }, 'enroll:secret_file_empty');
+  } catch (error) {
+    logger.warn({ path, reason: (error as Error).message }, 'enroll:secret_file_unreadable');
+  }
+  return undefined;
+}
+
+function fail(error: unknown, logger: Logger): number {
+  const fields = isClientError(error) ? { code: error.code, details: error.details } : {};
+  logger.fatal({ ...fields, reason: (error as Error)?.message }, 'agent:failed');
+  return reportFailure(error);
+}

@@ -121,7 +121,12 @@ export class EmbeddedDatabase {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGINT');
-    const stopped = await Promise.race([exited.then(() => true), sleep(15_000).then(() => false)]);
+    const patience = new AbortController();
+    const stopped = await Promise.race([
+      exited.then(() => true),
+      sleep(15_000, false, { signal: patience.signal }).catch(() => false),
+    ]);
+    patience.abort();
     if (!stopped) {
       child.kill('SIGQUIT');
       await exited;
