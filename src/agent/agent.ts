@@ -234,9 +234,10 @@ export class ReferenceAgent {
         return await this.#enrollOnce(secret);
       } catch (error) {
         if (!isClientError(error) || !error.retryable) throw error;
-        const delayMs = error.retryAfterMs === undefined
-          ? this.#backoff.nextDelayMs()
-          : withSpread(error.retryAfterMs, 0.1, this.#random);
+        const delayMs =
+          error.retryAfterMs === undefined
+            ? this.#backoff.nextDelayMs()
+            : withSpread(error.retryAfterMs, 0.1, this.#random);
         this.#log.warn({ code: error.code, reason: error.message, delayMs }, 'enroll:retrying');
         await this.#wait(delayMs);
         this.#state = 'enrolling';

@@ -6,7 +6,12 @@
  */
 
 export type Line =
-  | { readonly kind: 'line'; readonly number: number; readonly text: string; readonly endOffset: number }
+  | {
+      readonly kind: 'line';
+      readonly number: number;
+      readonly text: string;
+      readonly endOffset: number;
+    }
   | { readonly kind: 'too_long'; readonly number: number; readonly endOffset: number };
 
 export const defaultMaxLineBytes = 256 * 1024;
@@ -68,7 +73,9 @@ export class LineSplitter {
     this.#pendingBytes = 0;
     this.#discarding = false;
     if (tooLong) return { kind: 'too_long', number: this.#lineNumber, endOffset: this.#offset };
-    const text = Buffer.concat([...parts, tail]).toString('utf8').replace(/\r$/, '');
+    const text = Buffer.concat([...parts, tail])
+      .toString('utf8')
+      .replace(/\r$/, '');
     return { kind: 'line', number: this.#lineNumber, text, endOffset: this.#offset };
   }
 }

@@ -60,9 +60,8 @@ export async function followReportFile(path: string, settings: FollowSettings): 
       await pause(pollMs, settings.signal);
       continue;
     }
-    const offset = start !== undefined && start.ino === info.ino && start.offset <= info.size
-      ? start.offset
-      : 0;
+    const offset =
+      start !== undefined && start.ino === info.ino && start.offset <= info.size ? start.offset : 0;
     await readFollowing(absolute, info.ino, offset, settings, pollMs);
     start = undefined;
   }

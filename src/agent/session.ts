@@ -160,11 +160,15 @@ export class AgentSession {
     this.#clearTimers();
     this.#inFlight.clear();
 
-    if (this.#refusal) return this.#resolveEnded(this.#refusal);
-    if (!wasOpen && this.#failure) return this.#resolveEnded({ kind: 'failed', error: this.#failure });
+    if (this.#refusal) {
+      this.#resolveEnded(this.#refusal);
+      return;
+    }
     if (!wasOpen) {
-      const error = new ClientError('server_unreachable', { message: 'the upgrade failed' });
-      return this.#resolveEnded({ kind: 'failed', error });
+      const error =
+        this.#failure ?? new ClientError('server_unreachable', { message: 'the upgrade failed' });
+      this.#resolveEnded({ kind: 'failed', error });
+      return;
     }
     const now = this.#settings.clock.monotonicMs();
     const welcomedForMs = welcomed ? now - (this.#welcomedAtMs ?? now) : 0;
@@ -196,18 +200,23 @@ export class AgentSession {
   #dispatch(message: ServerMessage): void {
     switch (message.type) {
       case 'welcome':
-        return this.#onWelcome(message.heartbeat_interval_s, message.token_expires_at);
+        this.#onWelcome(message.heartbeat_interval_s, message.token_expires_at);
+        break;
       case 'heartbeat_ack':
-        return;
+        break;
       case 'ack':
-        return void this.#onAck(message.id);
+        void this.#onAck(message.id);
+        break;
       case 'token':
-        return void this.#onToken(message.token, message.expires_at);
+        void this.#onToken(message.token, message.expires_at);
+        break;
       case 'token_expiring':
         this.#log.info({ expiresAt: message.expires_at }, 'token:expiring');
-        return this.#requestRefresh();
+        this.#requestRefresh();
+        break;
       case 'error':
-        return void this.#onServerError(message);
+        void this.#onServerError(message);
+        break;
     }
   }
 
@@ -302,7 +311,10 @@ export class AgentSession {
     this.#inFlight.delete(ref);
     const pauseMs = message.retry_after_ms ?? defaultPauseMs;
     this.#log.warn({ ...fields, pauseMs }, 'report:deferred');
-    this.#pausedUntilMs = Math.max(this.#pausedUntilMs, this.#settings.clock.monotonicMs() + pauseMs);
+    this.#pausedUntilMs = Math.max(
+      this.#pausedUntilMs,
+      this.#settings.clock.monotonicMs() + pauseMs,
+    );
     this.#setTimer('resume', pauseMs, () => this.#pump());
   }
 

@@ -14,7 +14,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
 import { ClientError } from './errors.ts';
 
 export type Trust =
@@ -117,7 +117,9 @@ export function connectVerified(trust: Trust, target: TlsTarget): Promise<TLSSoc
     };
 
     socket.setTimeout(timeoutMs, () => {
-      fail(Object.assign(new Error(`no TLS handshake within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      fail(
+        Object.assign(new Error(`no TLS handshake within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }),
+      );
     });
     socket.once('error', fail);
     socket.once('secureConnect', () => {
@@ -189,7 +191,8 @@ export function classifyTlsError(error: unknown, target: TlsTarget): ClientError
   const where = `${target.host}:${target.port}`;
   if (certificateErrorCodes.has(code)) {
     return new ClientError('tls_untrusted', {
-      message: `the certificate of ${where} is not trusted (${code}: ${reason}); ` +
+      message:
+        `the certificate of ${where} is not trusted (${code}: ${reason}); ` +
         'pass --ca FILE or --pin sha256:HEX',
       cause: error,
       details: { tlsCode: code },

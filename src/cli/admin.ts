@@ -27,7 +27,10 @@ export function registerAdmin(program: Command): void {
   const admin = program
     .command('admin')
     .description('Query and change the daemon through its admin API')
-    .option('--token-file <file>', 'admin token file (else $CITADEL_ADMIN_TOKEN, else the bootstrap file)')
+    .option(
+      '--token-file <file>',
+      'admin token file (else $CITADEL_ADMIN_TOKEN, else the bootstrap file)',
+    )
     .configureHelp({ showGlobalOptions: true });
   addConnectionOptions(admin);
   exitTwoOnUsageError(admin);

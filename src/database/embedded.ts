@@ -299,10 +299,11 @@ async function stopOrphan(pid: number): Promise<void> {
   }
 }
 
+/** Running; a zombie (dead, its parent gone before reaping it) counts as gone. */
 function processExists(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }

@@ -37,7 +37,11 @@ export class AdminApi {
   }
 
   /** Sends the request; resolves with the JSON body of a 2xx answer. */
-  async call(method: 'GET' | 'POST' | 'PATCH', path: string, options: CallOptions): Promise<unknown> {
+  async call(
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    options: CallOptions,
+  ): Promise<unknown> {
     const url = endpoint(this.#connection.server, path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));

@@ -40,7 +40,10 @@ export function addConnectionOptions(command: Command): Command {
       new Option('--ca <file>', 'trust this CA (PEM) instead of the system roots').conflicts('pin'),
     )
     .addOption(
-      new Option('--pin <sha256:hex>', "accept only a server certificate with this SHA-256 fingerprint")
+      new Option(
+        '--pin <sha256:hex>',
+        'accept only a server certificate with this SHA-256 fingerprint',
+      )
         .argParser(checkedPin)
         .conflicts('ca'),
     );
@@ -74,7 +77,8 @@ export async function readAdminToken(
     text = await readFile(path, 'utf8');
   } catch (error) {
     throw new ClientError('invalid_option', {
-      message: `no admin token: cannot read ${path} (${(error as Error).message}); ` +
+      message:
+        `no admin token: cannot read ${path} (${(error as Error).message}); ` +
         'pass --token-file FILE or set CITADEL_ADMIN_TOKEN',
       cause: error,
     });
