@@ -46,6 +46,7 @@ CREATE TABLE admin_tokens (
   token_hash text NOT NULL,
   created_by text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz,
   revoked_at timestamptz
 );
 

@@ -20,6 +20,11 @@ const hostPort = z
 
 const positiveInt = z.coerce.number().int().positive();
 
+/** A switch: `true`/`false` in a JSON file, or the same words in the environment. */
+const flag = z.union([z.boolean(), z.stringbool({ truthy: ['true'], falsy: ['false'] })], {
+  error: 'expected true or false',
+});
+
 const cidrOrIp = z.string().refine((entry) => {
   const [address, bits] = entry.split('/');
   if (!address || isIP(address) === 0) return false;
@@ -46,12 +51,24 @@ const inputSchema = z
     CITADEL_PUBLIC_HOST: z.string().min(1).optional(),
     CITADEL_HEARTBEAT_INTERVAL_S: positiveInt.max(3_600),
     CITADEL_EMBEDDED_DB_USER: z.string().min(1).optional(),
+    CITADEL_BCRYPT_COST: z.coerce.number().int().min(4).max(15),
+    CITADEL_AGENT_TOKEN_TTL_S: z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(30 * 86_400),
     TLS_CERT_FILE: z.string().min(1).optional(),
     TLS_KEY_FILE: z.string().min(1).optional(),
     TRUSTED_PROXIES: z.string(),
+    HSTS_INCLUDE_SUBDOMAINS: flag,
+    HSTS_PRELOAD: flag,
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   })
-  .strict();
+  .strict()
+  .refine((input) => !input.HSTS_PRELOAD || input.HSTS_INCLUDE_SUBDOMAINS, {
+    message: 'the HSTS preload list accepts only HSTS_INCLUDE_SUBDOMAINS=true; see docs/TLS.md',
+    path: ['HSTS_PRELOAD'],
+  });
 
 type Input = z.input<typeof inputSchema>;
 export type ConfigKey = keyof Input;
@@ -66,7 +83,11 @@ export const defaultInput: Readonly<Input> = Object.freeze({
   CITADEL_LISTEN: '127.0.0.1:8443',
   CITADEL_HTTP_LISTEN: '127.0.0.1:8080',
   CITADEL_HEARTBEAT_INTERVAL_S: 60,
+  CITADEL_BCRYPT_COST: 4,
+  CITADEL_AGENT_TOKEN_TTL_S: 86_400,
   TRUSTED_PROXIES: '',
+  HSTS_INCLUDE_SUBDOMAINS: false,
+  HSTS_PRELOAD: false,
   LOG_LEVEL: 'info',
 });
 
@@ -91,9 +112,15 @@ export interface Config {
   /** The canonical host name used in redirects; never taken from a request. */
   readonly publicHost: string;
   readonly heartbeatIntervalMs: number;
+  /** bcrypt's cost factor for new hashes; see the README's security section. */
+  readonly bcryptCost: number;
+  readonly agentTokenTtlMs: number;
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly trustedProxies: readonly string[];
+  /** HSTS directives beyond max-age; preload implies includeSubDomains. */
+  readonly hstsIncludeSubDomains: boolean;
+  readonly hstsPreload: boolean;
   readonly logLevel: string;
 }
 
@@ -187,12 +214,16 @@ function resolve(input: z.output<typeof inputSchema>, cwd: string): Config {
       input.CITADEL_HTTP_LISTEN === 'off' ? undefined : parseListen(input.CITADEL_HTTP_LISTEN),
     publicHost: input.CITADEL_PUBLIC_HOST ?? publicHostOf(listen),
     heartbeatIntervalMs: input.CITADEL_HEARTBEAT_INTERVAL_S * 1_000,
+    bcryptCost: input.CITADEL_BCRYPT_COST,
+    agentTokenTtlMs: input.CITADEL_AGENT_TOKEN_TTL_S * 1_000,
     tlsCertFile: input.TLS_CERT_FILE ? path.resolve(cwd, input.TLS_CERT_FILE) : undefined,
     tlsKeyFile: input.TLS_KEY_FILE ? path.resolve(cwd, input.TLS_KEY_FILE) : undefined,
     trustedProxies: input.TRUSTED_PROXIES.split(',')
       .map((entry) => entry.trim())
       .filter((entry) => entry.length > 0)
       .map((entry) => cidrOrIp.parse(entry)),
+    hstsIncludeSubDomains: input.HSTS_INCLUDE_SUBDOMAINS,
+    hstsPreload: input.HSTS_PRELOAD,
     logLevel: input.LOG_LEVEL,
   });
 }

@@ -3,9 +3,9 @@
  * do what a `viewer` may, an `admin` what a `responder` may.
  */
 import type { CommonQueryMethods, DatabasePool } from 'slonik';
-import { CitadelError } from '../errors/catalogue.ts';
 import { findLiveAdminToken, insertAdminToken } from '../database/queries/credentials.ts';
 import type { AdminRole } from '../database/rows.ts';
+import { CitadelError } from '../errors/catalogue.ts';
 import type { Hasher } from './hasher.ts';
 import { issueCredential, parseCredential } from './tokens.ts';
 
@@ -44,7 +44,7 @@ export async function verifyAdminToken(
 export async function createAdminToken(
   db: CommonQueryMethods,
   hasher: Hasher,
-  request: { name: string; role: AdminRole; createdBy: string },
+  request: { name: string; role: AdminRole; createdBy: string; expiresAt: string | null },
 ): Promise<{ id: string; token: string }> {
   const credential = issueCredential('adminToken');
   const hash = await hasher.hash(credential.secret);

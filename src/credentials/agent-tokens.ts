@@ -3,12 +3,15 @@
  * verified at every socket upgrade by one lookup and one bcrypt compare.
  */
 import type { CommonQueryMethods, DatabasePool } from 'slonik';
-import { CitadelError } from '../errors/catalogue.ts';
 import { findLiveAgentToken, insertAgentToken } from '../database/queries/credentials.ts';
+import { CitadelError } from '../errors/catalogue.ts';
 import type { Hasher } from './hasher.ts';
 import { issueCredential, parseCredential } from './tokens.ts';
 
-export const agentTokenTtlMs = 24 * 3_600_000;
+/** How long before expiry an agent is told to refresh: an hour, or a quarter of short lives. */
+export function refreshWindowFor(ttlMs: number): number {
+  return Math.min(3_600_000, Math.floor(ttlMs / 4));
+}
 
 export interface AgentPrincipal {
   readonly agentId: string;
@@ -28,10 +31,11 @@ export async function issueAgentToken(
   hasher: Hasher,
   agentId: string,
   nowMs: number,
+  ttlMs: number,
 ): Promise<IssuedToken> {
   const credential = issueCredential('agentToken');
   const hash = await hasher.hash(credential.secret);
-  const expiresAt = new Date(nowMs + agentTokenTtlMs).toISOString();
+  const expiresAt = new Date(nowMs + ttlMs).toISOString();
   await insertAgentToken(db, { id: credential.id, agentId, hash, expiresAt });
   return { tokenId: credential.id, token: credential.text, expiresAt };
 }

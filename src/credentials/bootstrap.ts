@@ -38,6 +38,7 @@ export async function bootstrapCredentials(
       name: 'bootstrap',
       role: 'admin',
       createdBy: 'system',
+      expiresAt: null,
     });
     const secret = await createEnrollmentSecret(tx, hasher, {
       createdBy: 'system',

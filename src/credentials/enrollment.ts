@@ -6,7 +6,6 @@
  * rows commit in one transaction.
  */
 import type { CommonQueryMethods, DatabasePool } from 'slonik';
-import { CitadelError } from '../errors/catalogue.ts';
 import { upsertAgent } from '../database/queries/agents.ts';
 import { insertAuditEvents } from '../database/queries/audit.ts';
 import {
@@ -15,7 +14,8 @@ import {
   revokeAgentTokens,
   spendEnrollmentSecret,
 } from '../database/queries/credentials.ts';
-import { issueAgentToken, type IssuedToken } from './agent-tokens.ts';
+import { CitadelError } from '../errors/catalogue.ts';
+import { type IssuedToken, issueAgentToken } from './agent-tokens.ts';
 import type { Hasher } from './hasher.ts';
 import { issueCredential, parseCredential } from './tokens.ts';
 
@@ -36,6 +36,7 @@ export async function enroll(
   hasher: Hasher,
   request: EnrollmentRequest,
   nowMs: number,
+  ttlMs: number,
 ): Promise<Enrollment> {
   const parsed = parseCredential('enrollmentSecret', request.secret);
   if (!parsed) throw new CitadelError('enrollment_refused', { details: { reason: 'malformed' } });
@@ -52,7 +53,7 @@ export async function enroll(
     }
     const agent = await upsertAgent(tx, request);
     const revoked = agent.created ? 0 : await revokeAgentTokens(tx, agent.id, null);
-    const issued = await issueAgentToken(tx, hasher, agent.id, nowMs);
+    const issued = await issueAgentToken(tx, hasher, agent.id, nowMs, ttlMs);
     await insertAuditEvents(tx, [
       {
         agentId: agent.id,

@@ -27,7 +27,8 @@ export interface Credential {
   readonly text: string;
 }
 
-const shape = /^([a-z]{3})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const shape =
+  /^([a-z]{3})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 
 export function issueCredential(kind: CredentialKind): Credential {
   const id = randomUUID();

@@ -30,13 +30,16 @@ import type { Logger } from '../log/logger.ts';
 import { agentRoute } from '../sessions/agent-route.ts';
 import { closeCodes } from '../sessions/close-codes.ts';
 import { SessionRegistry } from '../sessions/registry.ts';
-import { loadTlsMaterial, readTlsFiles, type TlsMaterial, tlsHardening } from '../tls/certificates.ts';
+import {
+  loadTlsMaterial,
+  readTlsFiles,
+  type TlsMaterial,
+  tlsHardening,
+} from '../tls/certificates.ts';
 import type { SocketRoute, SocketServer } from '../transport/transport.ts';
 import { createWsSocketServer } from '../transport/ws-transport.ts';
 import { WriteBehind, type WriteBehindSettings } from '../write-behind/write-behind.ts';
 
-/** How long before expiry an agent is told to refresh its token. */
-export const refreshWindowMs = 60 * 60_000;
 /** Reconnect hints on shutdown are spread over this window. */
 export const reconnectSpreadMs = 10_000;
 
@@ -139,7 +142,7 @@ export class Daemon {
     embedded: EmbeddedDatabase | undefined,
   ): Promise<Daemon> {
     const { config, log } = options;
-    const hasher = new Hasher(options.hasher);
+    const hasher = new Hasher({ cost: config.bcryptCost, ...options.hasher });
     const feed = new FeedHub();
     const registry = new SessionRegistry();
     const writeBehind = new WriteBehind({
@@ -174,7 +177,7 @@ export class Daemon {
       clock,
       log: log.child({ component: 'session' }),
       heartbeatIntervalMs: config.heartbeatIntervalMs,
-      refreshWindowMs,
+      agentTokenTtlMs: config.agentTokenTtlMs,
     };
     const routes = [
       agentRoute(sessionDeps),

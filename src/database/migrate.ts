@@ -11,7 +11,10 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../log/logger.ts';
 
-export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../sql');
+export const migrationsDir = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../sql',
+);
 
 /** An arbitrary constant: the advisory lock key that serialises migrators. */
 const migrationLockKey = 7_413_052_219;

@@ -32,6 +32,27 @@ export function matches(filter: FeedFilter, row: ThreatRow): boolean {
 
 export class FeedHub {
   readonly #subscribers = new Set<FeedSubscriber>();
+  /** Open feed sockets by the admin token that opened them, for revocation. */
+  readonly #byToken = new Map<string, Set<() => void>>();
+
+  /** Remembers how to close a socket opened with the token; returns the forget call. */
+  track(tokenId: string, close: () => void): () => void {
+    let closers = this.#byToken.get(tokenId);
+    if (!closers) {
+      closers = new Set();
+      this.#byToken.set(tokenId, closers);
+    }
+    closers.add(close);
+    return () => {
+      closers.delete(close);
+      if (closers.size === 0) this.#byToken.delete(tokenId);
+    };
+  }
+
+  /** Closes every feed socket opened with the token: its revocation reaches them at once. */
+  closeToken(tokenId: string): void {
+    for (const close of [...(this.#byToken.get(tokenId) ?? [])]) close();
+  }
 
   get size(): number {
     return this.#subscribers.size;

@@ -27,7 +27,11 @@ export function feedRoute(deps: {
       return verifyAdminToken(deps.pool, deps.hasher, bearerToken(request.headers.authorization));
     },
     accept(connection, principal): void {
-      new FeedSession({ pool: deps.pool, hub: deps.hub, log: deps.log, verifyToken }, connection, principal);
+      new FeedSession(
+        { pool: deps.pool, hub: deps.hub, log: deps.log, verifyToken },
+        connection,
+        principal,
+      );
     },
   };
 }

@@ -49,6 +49,7 @@ export class FeedSession implements FeedSubscriber {
   #lastCursor = 0;
   #unsubscribe: (() => void) | undefined;
   #authTimer: NodeJS.Timeout | undefined;
+  #untrack: (() => void) | undefined;
 
   constructor(deps: FeedDeps, connection: Connection, principal: AdminPrincipal | null) {
     this.#deps = deps;
@@ -59,6 +60,7 @@ export class FeedSession implements FeedSubscriber {
     connection.onClose(() => this.#onClosed());
     if (principal) {
       this.#state = 'subscribe';
+      this.#track(principal);
     } else {
       this.#authTimer = setTimeout(() => {
         connection.close(closeCodes.tokenInvalid, 'no auth frame within 5 s');
@@ -72,7 +74,10 @@ export class FeedSession implements FeedSubscriber {
 
   offer(event: FeedEvent): void {
     if (this.#state === 'replaying') {
-      if (this.#backlog.length >= maxReplayBacklog) return this.#tooSlow();
+      if (this.#backlog.length >= maxReplayBacklog) {
+        this.#tooSlow();
+        return;
+      }
       this.#backlog.push(event);
       return;
     }
@@ -85,7 +90,10 @@ export class FeedSession implements FeedSubscriber {
       if (cursor <= this.#lastCursor) return;
       this.#lastCursor = cursor;
     }
-    if (this.#connection.bufferedBytes > maxFeedBufferedBytes) return this.#tooSlow();
+    if (this.#connection.bufferedBytes > maxFeedBufferedBytes) {
+      this.#tooSlow();
+      return;
+    }
     this.#connection.send({ type: event.type, ...event.row });
   }
 
@@ -116,6 +124,7 @@ export class FeedSession implements FeedSubscriber {
     try {
       this.#principal = await this.#deps.verifyToken(frame.data.token);
       this.#state = 'subscribe';
+      this.#track(this.#principal);
       this.#connection.send({ type: 'authenticated', role: this.#principal.role });
     } catch {
       this.#connection.close(closeCodes.tokenInvalid, 'invalid token');
@@ -160,6 +169,12 @@ export class FeedSession implements FeedSubscriber {
     for (const event of backlog) this.#send(event);
   }
 
+  #track(principal: AdminPrincipal): void {
+    this.#untrack = this.#deps.hub.track(principal.tokenId, () =>
+      this.#connection.close(closeCodes.tokenInvalid, 'token revoked'),
+    );
+  }
+
   #refuse(reason: string): void {
     this.#connection.send({ type: 'error', code: 'invalid_message', message: reason });
   }
@@ -170,5 +185,7 @@ export class FeedSession implements FeedSubscriber {
     this.#backlog = [];
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#untrack?.();
+    this.#untrack = undefined;
   }
 }

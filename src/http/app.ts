@@ -6,15 +6,17 @@
  */
 import { createServer, type Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { carriesCredential, credentialInUrl } from '../credentials/url-guard.ts';
 import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
 import { type TlsMaterial, tlsHardening } from '../tls/certificates.ts';
 import type { HttpDeps } from './deps.ts';
+import { answerMalformedRequest } from './raw-answer.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerEnrollRoutes } from './routes/enroll.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerThreatRoutes } from './routes/threats.ts';
-import { registerSecurityHeaders } from './security-headers.ts';
+import { answerHeaders, headerProfileOf, registerSecurityHeaders } from './security-headers.ts';
 
 /** The largest request body accepted, like the largest socket frame. */
 export const maxBodyBytes = 64 * 1024;
@@ -24,6 +26,8 @@ export async function buildHttpApp(
   tls: TlsMaterial,
 ): Promise<{ app: FastifyInstance; server: HttpsServer }> {
   let server: HttpsServer | undefined;
+  const profile = headerProfileOf(deps.config);
+  const tlsHeaders = answerHeaders(profile, true);
   // Typed as the default instance: route modules need not know the server type.
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }),
@@ -31,21 +35,23 @@ export async function buildHttpApp(
     bodyLimit: maxBodyBytes,
     trustProxy: deps.config.trustedProxies.length > 0 ? [...deps.config.trustedProxies] : false,
     return503OnClosing: true,
+    clientErrorHandler: answerMalformedRequest(tlsHeaders),
     serverFactory: (handler) => {
-      server = createServer({ ...tlsHardening, cert: tls.cert, key: tls.key }, handler);
+      const options = { ...tlsHardening, cert: tls.cert, key: tls.key };
+      server = createServer(options, (request, response) => {
+        // Also on what Fastify writes by itself, such as its 503 while closing.
+        for (const [name, value] of Object.entries(tlsHeaders)) response.setHeader(name, value);
+        handler(request, response);
+      });
       return server;
     },
   }) as unknown as FastifyInstance;
   app.decorateRequest('admin', undefined);
-  await registerSecurityHeaders(app, {
-    environment: deps.config.environment,
-    hstsIncludeSubDomains: false,
-    hstsPreload: false,
-  });
+  await registerSecurityHeaders(app, profile);
   app.setErrorHandler((error, request, reply) => {
     const known = toCitadelError(error);
     if (known.status >= 500) request.log.error({ err: error }, 'http:failed');
-    else request.log.info({ code: known.code, url: request.url }, 'http:refused');
+    else request.log.info({ code: known.code, path: pathOf(request.url) }, 'http:refused');
     if (known.retryAfterMs !== undefined) {
       reply.header('Retry-After', String(Math.max(1, Math.ceil(known.retryAfterMs / 1_000))));
     }
@@ -55,6 +61,9 @@ export async function buildHttpApp(
     const error = new CitadelError('not_found');
     return reply.code(404).send(error.toBody());
   });
+  app.addHook('onRequest', async (request) => {
+    if (carriesCredential(new URL(request.url, 'https://localhost'))) throw credentialInUrl();
+  });
   registerHealthRoutes(app, deps);
   registerEnrollRoutes(app, deps);
   registerAgentRoutes(app, deps);
@@ -62,6 +71,12 @@ export async function buildHttpApp(
   registerAdminRoutes(app, deps);
   await app.ready();
   return { app, server: server! };
+}
+
+/** A request's path without its query: queries may carry what should not be logged. */
+function pathOf(url: string): string {
+  const cut = url.indexOf('?');
+  return cut === -1 ? url : url.slice(0, cut);
 }
 
 /** Fastify's own errors (bad JSON, body too large) mapped onto the catalogue. */

@@ -4,11 +4,7 @@
  * a role too low → 403. Failed attempts are audited with the source address.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import {
-  type AdminPrincipal,
-  hasRole,
-  verifyAdminToken,
-} from '../credentials/admin-tokens.ts';
+import { type AdminPrincipal, hasRole, verifyAdminToken } from '../credentials/admin-tokens.ts';
 import { bearerToken } from '../credentials/tokens.ts';
 import type { AdminRole } from '../database/rows.ts';
 import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
@@ -35,7 +31,7 @@ export function requireRole(deps: HttpDeps, role: AdminRole) {
           eventType: 'auth.failed',
           severity: 'warning',
           actor: `ip:${request.ip}`,
-          action: `${request.method} ${request.routeOptions.url ?? request.url}`,
+          action: `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`,
           result: 'failure',
           details: { source_ip: request.ip, reason: error.details?.['reason'] ?? null },
         });

@@ -1,43 +1,86 @@
 /**
- * The plain-HTTP listener. It exists only to send clients to HTTPS: 308 to
- * the same path and query on the canonical host (from configuration, never
- * from the request's `Host`). In development, a request that arrives on a
- * loopback socket is served instead; that decision reads the socket's own
- * addresses, so no header can change it.
+ * The plain-HTTP listener. It exists only to send clients to HTTPS: 308 (the
+ * method and body are kept, unlike 301/302) to the same path and query on
+ * the canonical host from configuration, never the request's `Host`.
+ *
+ * Two kinds of request are served instead, and both are decided from the
+ * socket's own addresses, so no header alone can earn them:
+ * - in development, one whose both ends are loopback addresses;
+ * - one from a peer in `TRUSTED_PROXIES` that says, with
+ *   `X-Forwarded-Proto: https`, that it terminated TLS for the client. This
+ *   is what keeps a TLS-terminating proxy out of a redirect loop.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { CitadelError } from '../errors/catalogue.ts';
 import { isLoopback } from '../net/addresses.ts';
-import { permissionsPolicy } from './security-headers.ts';
+import { answerMalformedRequest } from './raw-answer.ts';
+import { answerHeaders, type HeaderProfile } from './security-headers.ts';
 
 export interface RedirectSettings {
+  /** `host[:port]` of the HTTPS listener as clients should name it. */
   readonly publicHost: string;
+  /** Serve loopback-to-loopback requests (development only). */
   readonly serveLoopback: boolean;
+  /** Whether a peer address is in `TRUSTED_PROXIES`. */
+  readonly isTrustedProxy: (address: string | undefined) => boolean;
+  readonly headers: HeaderProfile;
   /** Serves a request as HTTPS would (Fastify's router). */
   readonly serve: (request: IncomingMessage, response: ServerResponse) => void;
 }
 
-export function createRedirectServer(settings: RedirectSettings): Server {
-  return createServer((request, response) => {
-    const socket = request.socket;
-    const local = isLoopback(socket.remoteAddress) && isLoopback(socket.localAddress);
-    if (settings.serveLoopback && local) return settings.serve(request, response);
-    const target = `https://${settings.publicHost}${safePath(request.url)}`;
-    response.writeHead(308, {
-      Location: target,
-      'Content-Type': 'application/json',
-      'X-Content-Type-Options': 'nosniff',
-      'X-Frame-Options': 'DENY',
-      'Referrer-Policy': 'strict-origin-when-cross-origin',
-      'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
-      'Permissions-Policy': permissionsPolicy,
-      'Cache-Control': 'no-store',
-    });
-    response.end(JSON.stringify({ error: { code: 'https_required', message: target } }));
-  });
+/** What the listener does with a request, from its socket and one proxy header. */
+export function redirectDecision(
+  request: IncomingMessage,
+  settings: Pick<RedirectSettings, 'serveLoopback' | 'isTrustedProxy'>,
+): 'serve' | 'redirect' {
+  const { remoteAddress, localAddress } = request.socket;
+  if (settings.serveLoopback && isLoopback(remoteAddress) && isLoopback(localAddress)) {
+    return 'serve';
+  }
+  if (settings.isTrustedProxy(remoteAddress) && forwardedOverTls(request.headers)) return 'serve';
+  return 'redirect';
 }
 
-/** The request target as a path: an absolute-form URL keeps only its path and query. */
-function safePath(url: string | undefined): string {
-  const parsed = new URL(url ?? '/', 'http://placeholder');
-  return `${parsed.pathname}${parsed.search}`;
+/** Every hop the proxies recorded was HTTPS; any `http` (or nothing) is not enough. */
+function forwardedOverTls(headers: IncomingHttpHeaders): boolean {
+  const raw = headers['x-forwarded-proto'];
+  if (raw === undefined) return false;
+  const hops = (Array.isArray(raw) ? raw.join(',') : raw).split(',');
+  return hops.every((hop) => hop.trim().toLowerCase() === 'https');
+}
+
+/** The HTTPS URL for a request target; an absolute-form target keeps only path and query. */
+export function redirectTarget(publicHost: string, requestTarget: string | undefined): string {
+  const target = requestTarget ?? '/';
+  if (target.startsWith('/') && !target.startsWith('//')) return `https://${publicHost}${target}`;
+  const parsed = new URL(target, 'http://placeholder');
+  return `https://${publicHost}${parsed.pathname}${parsed.search}`;
+}
+
+/** The plain-HTTP server: redirects, or hands the request to `serve`. */
+export function createRedirectServer(settings: RedirectSettings): Server {
+  const headers = answerHeaders(settings.headers, false);
+  const server = createServer((request, response) => {
+    for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
+    if (redirectDecision(request, settings) === 'serve') {
+      settings.serve(request, response);
+      return;
+    }
+    const location = redirectTarget(settings.publicHost, request.url);
+    const body = JSON.stringify(new CitadelError('https_required', { details: { location } }).toBody());
+    response.writeHead(308, {
+      Location: location,
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(body),
+    });
+    response.end(body);
+  });
+  server.on('clientError', answerMalformedRequest(headers));
+  return server;
 }

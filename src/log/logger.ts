@@ -3,7 +3,7 @@
  * is a terminal. Credentials are redacted by path wherever they may appear,
  * and anything a client sent belongs under a key of ours (`frame`, `body`).
  */
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger };
 
@@ -46,7 +46,10 @@ export function createLogger(settings: LoggerSettings): Logger {
   if (pretty) {
     return pino({
       ...options,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+      },
     });
   }
   if (settings.destination) return pino(options, settings.destination);

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import type { Clock } from '../clock/clock.ts';
-import type { AgentPrincipal } from '../credentials/agent-tokens.ts';
+import { type AgentPrincipal, refreshWindowFor } from '../credentials/agent-tokens.ts';
 import type { Hasher } from '../credentials/hasher.ts';
 import type { AgentStatus } from '../database/rows.ts';
 import type { Logger } from '../log/logger.ts';
@@ -33,7 +33,7 @@ export interface SessionDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly heartbeatIntervalMs: number;
-  readonly refreshWindowMs: number;
+  readonly agentTokenTtlMs: number;
 }
 
 export interface AgentIdentity extends AgentPrincipal {
@@ -70,13 +70,13 @@ export class AgentSession implements LiveSession {
       {
         heartbeatIntervalMs: this.deps.heartbeatIntervalMs,
         tokenExpiresAtMs: Date.parse(tokenExpiresAt),
-        refreshWindowMs: this.deps.refreshWindowMs,
+        refreshWindowMs: refreshWindowFor(this.deps.agentTokenTtlMs),
         now: () => this.deps.clock.now(),
         effects: {
           statusChanged: (status) => this.#statusChanged(status),
           tokenExpiring: (expiresAtMs) =>
             this.send({ type: 'token_expiring', expires_at: new Date(expiresAtMs).toISOString() }),
-          tokenExpired: () => this.close(closeCodes.tokenInvalid, 'token expired'),
+          tokenExpired: () => this.#tokenExpired(),
           livenessLost: () => this.close(closeCodes.goingAway, 'no heartbeat'),
         },
       },
@@ -111,24 +111,44 @@ export class AgentSession implements LiveSession {
 
   #onText(text: string): void {
     const parsed = parseInbound(text);
-    if (!parsed.ok) return this.rejectMessage(parsed.reason, parsed.ref);
+    if (!parsed.ok) {
+      this.rejectMessage(parsed.reason, parsed.ref);
+      return;
+    }
     const message = parsed.message;
     switch (message.type) {
       case 'heartbeat':
-        return handleHeartbeat(this);
+        handleHeartbeat(this);
+        break;
       case 'threat':
-        return void handleThreat(this, message);
+        void handleThreat(this, message);
+        break;
       case 'refresh':
-        return void handleRefresh(this);
+        void handleRefresh(this);
+        break;
     }
   }
 
   #statusChanged(status: AgentStatus): void {
     const current = this.deps.registry.get(this.agentId);
     if (current !== undefined && current !== this) return; // a newer session speaks for it
-    const lastHeartbeat = status === 'active' ? new Date(this.deps.clock.now()).toISOString() : null;
+    const lastHeartbeat =
+      status === 'active' ? new Date(this.deps.clock.now()).toISOString() : null;
     this.deps.writeBehind.recordLiveness(this.agentId, status, lastHeartbeat);
     this.log.debug({ status }, 'session:status');
+  }
+
+  #tokenExpired(): void {
+    this.deps.writeBehind.appendAudit({
+      agentId: this.agentId,
+      eventType: 'token.expired',
+      severity: 'info',
+      actor: 'system',
+      action: 'close session on token expiry',
+      result: 'success',
+      details: { token_id: this.tokenId },
+    });
+    this.close(closeCodes.tokenInvalid, 'token expired');
   }
 
   #onClosed(code: number): void {

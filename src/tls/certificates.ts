@@ -4,12 +4,13 @@
  * certificate generated once into `<data dir>/tls/` with `selfsigned`: an EC
  * P-256 key, signed with SHA-256, with SANs for localhost, 127.0.0.1 and ::1.
  */
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import selfsigned from 'selfsigned';
 import type { Config } from '../config/config.ts';
+import { CitadelError } from '../errors/catalogue.ts';
 import type { Logger } from '../log/logger.ts';
 
 export interface TlsMaterial {
@@ -56,11 +57,47 @@ export async function loadTlsMaterial(config: Config, log: Logger): Promise<TlsM
   return readTlsFiles(certFile, keyFile);
 }
 
+/**
+ * Reads and checks a certificate (the leaf first, a chain may follow) and its
+ * key. Throws `config_invalid` naming the setting when a file cannot be read,
+ * holds no PEM of its kind, or the key is not the certificate's.
+ */
 export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
-  const cert = readFileSync(certFile, 'utf8');
-  const key = readFileSync(keyFile, 'utf8');
-  new X509Certificate(cert);
+  const cert = readSetting('TLS_CERT_FILE', certFile);
+  const key = readSetting('TLS_KEY_FILE', keyFile);
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(cert);
+  } catch (cause) {
+    throw tlsFileProblem('TLS_CERT_FILE', `${certFile} holds no PEM certificate`, cause);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (cause) {
+    throw tlsFileProblem('TLS_KEY_FILE', `${keyFile} holds no unencrypted PEM private key`, cause);
+  }
+  if (!leaf.checkPrivateKey(privateKey)) {
+    throw tlsFileProblem('TLS_KEY_FILE', `${keyFile} is not the key of ${certFile}`);
+  }
   return { cert, key, certFile, keyFile };
+}
+
+function readSetting(key: 'TLS_CERT_FILE' | 'TLS_KEY_FILE', file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    const reason = (cause as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw tlsFileProblem(key, `${file} cannot be read (${reason})`, cause);
+  }
+}
+
+function tlsFileProblem(key: string, problem: string, cause?: unknown): CitadelError {
+  return new CitadelError('config_invalid', {
+    message: `configuration key ${key}: ${problem}`,
+    cause,
+    details: { key },
+  });
 }
 
 async function generateDevCertificate(certFile: string, keyFile: string): Promise<void> {
@@ -89,6 +126,32 @@ async function generateDevCertificate(certFile: string, keyFile: string): Promis
   mkdirSync(path.dirname(certFile), { recursive: true, mode: 0o700 });
   writeFileSync(keyFile, pems.private, { mode: 0o600 });
   writeFileSync(certFile, pems.cert, { mode: 0o644 });
+}
+
+/** What an operator needs to know about a certificate, as `cert info` prints it. */
+export interface CertificateFacts {
+  readonly subject: string;
+  readonly subjectAltNames: readonly string[];
+  readonly issuer: string;
+  readonly validFrom: Date;
+  readonly validTo: Date;
+  /** `sha256:HEX`, the form `agent --pin` takes. */
+  readonly fingerprint: string;
+}
+
+/** Reads the facts of the first (leaf) certificate of a PEM. */
+export function describeCertificate(certPem: string): CertificateFacts {
+  const leaf = new X509Certificate(certPem);
+  return {
+    subject: leaf.subject.split('\n').join(', '),
+    subjectAltNames: (leaf.subjectAltName ?? '')
+      .split(', ')
+      .filter((name) => name.length > 0),
+    issuer: leaf.issuer.split('\n').join(', '),
+    validFrom: leaf.validFromDate,
+    validTo: leaf.validToDate,
+    fingerprint: fingerprintOf(certPem),
+  };
 }
 
 /** The SHA-256 fingerprint of a PEM certificate, as agents pin it. */

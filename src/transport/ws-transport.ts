@@ -9,23 +9,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
+import { carriesCredential, credentialInUrl } from '../credentials/url-guard.ts';
 import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
 import type { Logger } from '../log/logger.ts';
 import { maxFrameBytes } from '../sessions/protocol.ts';
 import type { Connection, SocketRoute, SocketServer } from './transport.ts';
 
 export const pingIntervalMs = 30_000;
-
-/** Headers every refused upgrade carries, like every HTTP answer. */
-const refusalHeaders = [
-  'Content-Type: application/json',
-  'X-Content-Type-Options: nosniff',
-  'X-Frame-Options: DENY',
-  'Referrer-Policy: strict-origin-when-cross-origin',
-  "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'",
-  'Cache-Control: no-store',
-  'Connection: close',
-];
 
 class WsConnection implements Connection {
   readonly remoteAddress: string;
@@ -77,7 +67,19 @@ class WsConnection implements Connection {
   }
 }
 
-export function createWsSocketServer(log: Logger): SocketServer {
+/**
+ * The socket server. `securityHeaders` go on every refused upgrade, like on
+ * every HTTP answer (see `answerHeaders` in src/http/security-headers.ts).
+ */
+export function createWsSocketServer(
+  log: Logger,
+  securityHeaders: Readonly<Record<string, string>>,
+): SocketServer {
+  const refusalHeaders = [
+    'Content-Type: application/json',
+    ...Object.entries(securityHeaders).map(([name, value]) => `${name}: ${value}`),
+    'Connection: close',
+  ];
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: maxFrameBytes,
@@ -101,7 +103,9 @@ export function createWsSocketServer(log: Logger): SocketServer {
     const known = isCitadelError(error) ? error : new CitadelError('internal_error');
     if (!isCitadelError(error)) log.error({ err: error }, 'transport:upgrade-failed');
     const body = JSON.stringify({ error: { code: known.code, message: known.message } });
-    const retry = known.retryAfterMs ? [`Retry-After: ${Math.ceil(known.retryAfterMs / 1000)}`] : [];
+    const retry = known.retryAfterMs
+      ? [`Retry-After: ${Math.ceil(known.retryAfterMs / 1000)}`]
+      : [];
     const head = [
       `HTTP/1.1 ${known.status} ${statusText(known.status)}`,
       ...refusalHeaders,
@@ -119,9 +123,10 @@ export function createWsSocketServer(log: Logger): SocketServer {
     head: Buffer,
   ): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const pathname = new URL(request.url ?? '/', 'https://localhost').pathname;
-    const route = routes.find((r) => r.path === pathname);
+    const url = new URL(request.url ?? '/', 'https://localhost');
+    const route = routes.find((r) => r.path === url.pathname);
     if (!route) return refuse(socket, new CitadelError('not_found'));
+    if (carriesCredential(url)) return refuse(socket, credentialInUrl());
     let principal: unknown;
     try {
       principal = await route.authenticate(request);

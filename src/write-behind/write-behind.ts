@@ -17,12 +17,12 @@
  */
 import type { DatabasePool } from 'slonik';
 import type { Clock, TimerHandle } from '../clock/clock.ts';
-import { CitadelError } from '../errors/catalogue.ts';
-import type { Logger } from '../log/logger.ts';
 import { applyAgentLiveness } from '../database/queries/agents.ts';
 import { insertAuditEvents } from '../database/queries/audit.ts';
 import { insertThreats, type ThreatReport } from '../database/queries/threats.ts';
 import type { AgentStatus, AuditEvent, ThreatRow } from '../database/rows.ts';
+import { CitadelError } from '../errors/catalogue.ts';
+import type { Logger } from '../log/logger.ts';
 
 export interface WriteBehindSettings {
   readonly maxBatch: number;
@@ -238,7 +238,10 @@ export class WriteBehind {
       );
     } else if (this.#isolate > 0 && threats.length === 1) {
       this.#isolate -= 1;
-      this.#log.error({ err: error, reportId: threats[0]!.report.reportId }, 'write-behind:rejected');
+      this.#log.error(
+        { err: error, reportId: threats[0]!.report.reportId },
+        'write-behind:rejected',
+      );
       threats[0]!.reject(new CitadelError('internal_error', { cause: error }));
       return;
     } else if (threats.length > 0) {

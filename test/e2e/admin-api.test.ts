@@ -52,7 +52,11 @@ beforeAll(async () => {
   daemon = await startDaemon({ databaseUrl: db.url });
   admin = bootstrapAdminToken(daemon);
   const enrolled = await api('POST', '/api/v1/enroll', {
-    body: { hostname: 'web-01', enrollment_secret: bootstrapSecret(daemon), machine_id: 'm-web-01' },
+    body: {
+      hostname: 'web-01',
+      enrollment_secret: bootstrapSecret(daemon),
+      machine_id: 'm-web-01',
+    },
   });
   agent = enrolled.body;
   agentSocket = await openSocket(wssUrl(daemon.baseUrl, '/api/v1/agent'), daemon.ca, agent.token);
@@ -117,7 +121,10 @@ describe('the admin API', () => {
   it('rejects bad query values with invalid_request and a field name', async () => {
     const bad = await api('GET', '/api/v1/threats?min_severity=eleven', { token: admin });
     expect(bad.status).toBe(400);
-    expect(bad.body.error).toMatchObject({ code: 'invalid_request', details: { field: 'min_severity' } });
+    expect(bad.body.error).toMatchObject({
+      code: 'invalid_request',
+      details: { field: 'min_severity' },
+    });
   });
 
   it('moves a threat open → acknowledged → resolved and refuses other moves with 409', async () => {
@@ -159,7 +166,10 @@ describe('the admin API', () => {
         "AND details->>'threat_id' = $1 ORDER BY seq",
       [id],
     );
-    expect(audit.rows.map((r) => r.action)).toEqual(['open -> acknowledged', 'acknowledged -> resolved']);
+    expect(audit.rows.map((r) => r.action)).toEqual([
+      'open -> acknowledged',
+      'acknowledged -> resolved',
+    ]);
   });
 
   it('answers readiness and health', async () => {
@@ -196,8 +206,9 @@ describe('the live feed', () => {
 
   it('replays stored threats after a cursor, filtered, then streams live ones', async () => {
     const first = await report({ severity: 9, title: 'before' });
-    const cursor = (await db.query('SELECT seq::text AS c FROM threats WHERE report_id = $1', [first.id]))
-      .rows[0]!.c as string;
+    const cursor = (
+      await db.query('SELECT seq::text AS c FROM threats WHERE report_id = $1', [first.id])
+    ).rows[0]!.c as string;
     const missed = await report({ severity: 9, title: 'missed while away' });
     await report({ severity: 2, title: 'too low to see' });
     const feed = await openSocket(wssUrl(daemon.baseUrl, '/api/v1/feed'), daemon.ca, admin);

@@ -61,7 +61,7 @@ describe('the agent session', () => {
     const stored = await db.query('SELECT token_hash FROM agent_tokens WHERE agent_id = $1', [
       enrolled.agent_id,
     ]);
-    expect(stored.rows[0]!.token_hash).toMatch(/^\$2[aby]\$10\$/);
+    expect(stored.rows[0]!.token_hash).toMatch(/^\$2[aby]\$04\$/);
     expect(stored.rows[0]!.token_hash).not.toContain(enrolled.token.slice(-43));
     await socket.close();
   });
@@ -117,7 +117,11 @@ describe('the agent session', () => {
     await socket.next((m) => m.type === 'ack' && m.id === report.id);
     const rows = await db.query('SELECT * FROM threats WHERE report_id = $1', [report.id]);
     expect(rows.rowCount).toBe(1);
-    expect(rows.rows[0]).toMatchObject({ agent_id: enrolled.agent_id, severity: 7, status: 'open' });
+    expect(rows.rows[0]).toMatchObject({
+      agent_id: enrolled.agent_id,
+      severity: 7,
+      status: 'open',
+    });
 
     socket.send(report);
     await expect.poll(() => socket.messages.filter((m) => m.id === report.id).length).toBe(2);
@@ -181,7 +185,9 @@ describe('the agent session', () => {
       }
     }
     await expect
-      .poll(() => sockets.reduce((n, s) => n + s.messages.filter((m) => m.type === 'ack').length, 0))
+      .poll(() =>
+        sockets.reduce((n, s) => n + s.messages.filter((m) => m.type === 'ack').length, 0),
+      )
       .toBe(200);
     const stored = await db.query(
       'SELECT count(*)::int AS n, count(DISTINCT xmin::text)::int AS transactions ' +

@@ -100,11 +100,7 @@ export class TestSocket {
 }
 
 /** Opens a socket; rejects with the HTTP status when the upgrade is refused. */
-export function openSocket(
-  url: string,
-  ca: string,
-  token?: string,
-): Promise<TestSocket> {
+export function openSocket(url: string, ca: string, token?: string): Promise<TestSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       ca,
@@ -113,7 +109,9 @@ export function openSocket(
     const socket = new TestSocket(ws);
     ws.once('open', () => resolve(socket));
     ws.once('unexpected-response', (_req, res) => {
-      reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode }));
+      reject(
+        Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode }),
+      );
       ws.terminate();
     });
     ws.once('error', reject);

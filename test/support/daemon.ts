@@ -86,7 +86,9 @@ export async function startDaemon(launch: DaemonLaunch = {}): Promise<RunningDae
   const waitForLog = (prefix: string, timeoutMs = 30_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error(`no log "${prefix}" within ${timeoutMs} ms; log:\n${output.slice(-4000)}`));
+        reject(
+          new Error(`no log "${prefix}" within ${timeoutMs} ms; log:\n${output.slice(-4000)}`),
+        );
       }, timeoutMs);
       waiters.push({
         prefix,

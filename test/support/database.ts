@@ -19,14 +19,31 @@ function withDatabase(url: string, name: string): string {
   return parsed.toString();
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+export interface TestDatabaseOptions {
+  /**
+   * Give the database a role of its own, neither superuser nor anything else,
+   * that owns it: `url` then logs in as that role, as a production daemon would.
+   */
+  readonly ownRole?: boolean;
+}
+
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const adminUrl = inject('adminDatabaseUrl');
   const name = `citadel_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
+  let url = withDatabase(adminUrl, name);
+  if (options.ownRole) {
+    const password = randomBytes(12).toString('hex');
+    await admin.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`);
+    await admin.query(`ALTER DATABASE ${name} OWNER TO ${name}`);
+    const parsed = new URL(url);
+    parsed.username = name;
+    parsed.password = password;
+    url = parsed.toString();
+  }
   await admin.end();
-  const url = withDatabase(adminUrl, name);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   client.on('error', () => {});
@@ -39,6 +56,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       const dropper = new pg.Client({ connectionString: adminUrl });
       await dropper.connect();
       await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropper.query(`DROP ROLE IF EXISTS ${name}`);
       await dropper.end();
     },
   };

@@ -15,7 +15,9 @@ describe('credential text', () => {
   it('refuses appended bytes, a NUL, a changed tail and another kind', () => {
     const { text } = issueCredential('agentToken');
     expect(parseCredential('agentToken', `${text}A`)).toBeUndefined();
-    expect(parseCredential('agentToken', `${text.slice(0, 10)}\0${text.slice(11)}`)).toBeUndefined();
+    expect(
+      parseCredential('agentToken', `${text.slice(0, 10)}\0${text.slice(11)}`),
+    ).toBeUndefined();
     expect(parseCredential('agentToken', `${text}\0`)).toBeUndefined();
     expect(parseCredential('adminToken', text)).toBeUndefined();
     expect(parseCredential('agentToken', text.replace('cat_', 'cad_'))).toBeUndefined();

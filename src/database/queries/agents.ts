@@ -1,7 +1,7 @@
 /** Agent rows: identity lookups for enrollment, listing for the admin API. */
 import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
-import { type AgentRow, agentRow, type AgentStatus } from '../rows.ts';
+import { type AgentRow, type AgentStatus, agentRow } from '../rows.ts';
 
 const agentColumns = sql.fragment`
   id, hostname, machine_id, host(ip_address) AS ip_address, status, last_heartbeat,
@@ -29,10 +29,7 @@ export async function upsertAgent(
     RETURNING id, (xmax = 0) AS created`);
 }
 
-export async function findAgent(
-  db: CommonQueryMethods,
-  id: string,
-): Promise<AgentRow | null> {
+export async function findAgent(db: CommonQueryMethods, id: string): Promise<AgentRow | null> {
   return db.maybeOne(sql.type(agentRow)`SELECT ${agentColumns} FROM agents WHERE id = ${id}`);
 }
 

@@ -1,6 +1,6 @@
 /** Appends to and reads the audit trail; the table refuses UPDATE and DELETE. */
 import { type CommonQueryMethods, sql } from 'slonik';
-import { type AuditEvent, auditRow, type AuditRow } from '../rows.ts';
+import { type AuditEvent, type AuditRow, auditRow } from '../rows.ts';
 
 const auditColumns = sql.fragment`
   id, seq::text AS cursor, agent_id, event_type, severity, actor, action, result,

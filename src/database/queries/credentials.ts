@@ -60,16 +60,48 @@ export async function findLiveAdminToken(
 ): Promise<AdminTokenRow | null> {
   return db.maybeOne(sql.type(adminTokenRow)`
     SELECT id, name, role, token_hash FROM admin_tokens
-    WHERE id = ${id} AND revoked_at IS NULL`);
+    WHERE id = ${id} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`);
 }
 
 export async function insertAdminToken(
   db: CommonQueryMethods,
-  token: { id: string; name: string; role: AdminRole; hash: string; createdBy: string },
+  token: {
+    id: string;
+    name: string;
+    role: AdminRole;
+    hash: string;
+    createdBy: string;
+    expiresAt: string | null;
+  },
 ): Promise<void> {
   await db.query(sql.unsafe`
-    INSERT INTO admin_tokens (id, name, role, token_hash, created_by)
-    VALUES (${token.id}, ${token.name}, ${token.role}, ${token.hash}, ${token.createdBy})`);
+    INSERT INTO admin_tokens (id, name, role, token_hash, created_by, expires_at)
+    VALUES (${token.id}, ${token.name}, ${token.role}, ${token.hash}, ${token.createdBy},
+      ${token.expiresAt}::timestamptz)`);
+}
+
+/** Revokes an admin token; false when there was no live one with that id. */
+export async function revokeAdminToken(db: CommonQueryMethods, id: string): Promise<boolean> {
+  const result = await db.query(sql.unsafe`
+    UPDATE admin_tokens SET revoked_at = now() WHERE id = ${id} AND revoked_at IS NULL`);
+  return result.rowCount === 1;
+}
+
+const adminTokenListRow = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.enum(adminRoles),
+  created_by: z.string(),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+});
+
+/** Admin tokens without their hashes, newest first. */
+export async function listAdminTokens(db: CommonQueryMethods) {
+  return db.any(sql.type(adminTokenListRow)`
+    SELECT id, name, role, created_by, created_at, expires_at, revoked_at
+    FROM admin_tokens ORDER BY created_at DESC LIMIT 1000`);
 }
 
 export async function countAdminTokens(db: CommonQueryMethods): Promise<number> {
@@ -93,6 +125,30 @@ export async function findEnrollmentSecret(
       (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
         AND (max_uses IS NULL OR uses < max_uses)) AS usable
     FROM enrollment_secrets WHERE id = ${id}`);
+}
+
+/** Revokes an enrollment secret; false when there was no unrevoked one with that id. */
+export async function revokeEnrollmentSecret(db: CommonQueryMethods, id: string): Promise<boolean> {
+  const result = await db.query(sql.unsafe`
+    UPDATE enrollment_secrets SET revoked_at = now() WHERE id = ${id} AND revoked_at IS NULL`);
+  return result.rowCount === 1;
+}
+
+const enrollmentSecretListRow = z.object({
+  id: z.string(),
+  created_by: z.string(),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  max_uses: z.number().nullable(),
+  uses: z.number(),
+  revoked_at: z.string().nullable(),
+});
+
+/** Enrollment secrets without their hashes, newest first. */
+export async function listEnrollmentSecrets(db: CommonQueryMethods) {
+  return db.any(sql.type(enrollmentSecretListRow)`
+    SELECT id, created_by, created_at, expires_at, max_uses, uses, revoked_at
+    FROM enrollment_secrets ORDER BY created_at DESC LIMIT 1000`);
 }
 
 /** Counts one use, atomically; false when the secret was used up meanwhile. */

@@ -3,12 +3,7 @@
  * filtered, cursor-paged listing, the feed's replay, and status changes.
  */
 import { type CommonQueryMethods, sql } from 'slonik';
-import {
-  type ThreatResolution,
-  threatRow,
-  type ThreatRow,
-  type ThreatStatus,
-} from '../rows.ts';
+import { type ThreatResolution, type ThreatRow, type ThreatStatus, threatRow } from '../rows.ts';
 
 export const threatColumns = sql.fragment`
   id, seq::text AS cursor, agent_id, report_id, threat_type, severity, hostname, title, status,

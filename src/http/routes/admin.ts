@@ -1,17 +1,29 @@
 /** Admin-only acts: enrollment secrets, admin tokens, the audit trail. */
 import type { FastifyInstance } from 'fastify';
+import type { DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { actorOf, createAdminToken } from '../../credentials/admin-tokens.ts';
+import { type AdminPrincipal, actorOf, createAdminToken } from '../../credentials/admin-tokens.ts';
 import { createEnrollmentSecret } from '../../credentials/enrollment.ts';
 import { insertAuditEvents, listAuditEvents } from '../../database/queries/audit.ts';
+import {
+  listAdminTokens,
+  listEnrollmentSecrets,
+  revokeAdminToken,
+  revokeEnrollmentSecret,
+} from '../../database/queries/credentials.ts';
 import { adminRoles } from '../../database/rows.ts';
+import { CitadelError } from '../../errors/catalogue.ts';
 import { requireRole } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
 import { parseInput } from '../validation.ts';
 
 const secretBody = z.strictObject({
   max_uses: z.int().min(1).max(1_000_000).optional(),
-  expires_in_s: z.int().min(60).max(366 * 86_400).optional(),
+  expires_in_s: z
+    .int()
+    .min(60)
+    .max(366 * 86_400)
+    .optional(),
 });
 const tokenBody = z.strictObject({
   name: z
@@ -20,7 +32,13 @@ const tokenBody = z.strictObject({
     .max(64)
     .regex(/^[A-Za-z0-9._-]+$/),
   role: z.enum(adminRoles),
+  expires_in_s: z
+    .int()
+    .min(60)
+    .max(5 * 366 * 86_400)
+    .optional(),
 });
+const idParams = z.strictObject({ id: z.uuid() });
 const auditQuery = z.strictObject({
   after: z
     .string()
@@ -30,6 +48,33 @@ const auditQuery = z.strictObject({
   agent_id: z.uuid().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
+
+/** Revokes a credential and audits it in one transaction; 404 when nothing was live. */
+async function revokeWithAudit(
+  deps: HttpDeps,
+  principal: AdminPrincipal,
+  sourceIp: string,
+  act: {
+    revoke: (tx: DatabaseTransactionConnection) => Promise<boolean>;
+    eventType: string;
+    action: string;
+    details: Record<string, unknown>;
+  },
+): Promise<void> {
+  await deps.pool.transaction(async (tx) => {
+    if (!(await act.revoke(tx))) throw new CitadelError('not_found');
+    await insertAuditEvents(tx, [
+      {
+        eventType: act.eventType,
+        severity: 'warning',
+        actor: actorOf(principal),
+        action: act.action,
+        result: 'success',
+        details: { ...act.details, source_ip: sourceIp },
+      },
+    ]);
+  });
+}
 
 export function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
   const admin = { preHandler: requireRole(deps, 'admin') };
@@ -70,8 +115,17 @@ export function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void 
   app.post('/api/v1/admin-tokens', admin, async (request, reply) => {
     const body = parseInput(tokenBody, request.body);
     const actor = actorOf(request.admin!);
+    const expiresAt =
+      body.expires_in_s === undefined
+        ? null
+        : new Date(deps.clock.now() + body.expires_in_s * 1_000).toISOString();
     const created = await deps.pool.transaction(async (tx) => {
-      const token = await createAdminToken(tx, deps.hasher, { ...body, createdBy: actor });
+      const token = await createAdminToken(tx, deps.hasher, {
+        name: body.name,
+        role: body.role,
+        createdBy: actor,
+        expiresAt,
+      });
       await insertAuditEvents(tx, [
         {
           eventType: 'admin_token.created',
@@ -84,7 +138,42 @@ export function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void 
       ]);
       return token;
     });
-    return reply.code(201).send({ id: created.id, token: created.token, ...body });
+    return reply.code(201).send({
+      id: created.id,
+      token: created.token,
+      name: body.name,
+      role: body.role,
+      expires_at: expiresAt,
+    });
+  });
+
+  app.get('/api/v1/admin-tokens', admin, async () => ({ items: await listAdminTokens(deps.pool) }));
+
+  app.post('/api/v1/admin-tokens/:id/revoke', admin, async (request) => {
+    const { id } = parseInput(idParams, request.params);
+    await revokeWithAudit(deps, request.admin!, request.ip, {
+      revoke: (tx) => revokeAdminToken(tx, id),
+      eventType: 'admin_token.revoked',
+      action: 'revoke admin token',
+      details: { token_id: id },
+    });
+    deps.feed.closeToken(id);
+    return { id, revoked: true };
+  });
+
+  app.get('/api/v1/enrollment-secrets', admin, async () => ({
+    items: await listEnrollmentSecrets(deps.pool),
+  }));
+
+  app.post('/api/v1/enrollment-secrets/:id/revoke', admin, async (request) => {
+    const { id } = parseInput(idParams, request.params);
+    await revokeWithAudit(deps, request.admin!, request.ip, {
+      revoke: (tx) => revokeEnrollmentSecret(tx, id),
+      eventType: 'enrollment_secret.revoked',
+      action: 'revoke enrollment secret',
+      details: { secret_id: id },
+    });
+    return { id, revoked: true };
   });
 
   app.get('/api/v1/audit', admin, async (request) => {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { enroll } from '../../credentials/enrollment.ts';
 import { isCitadelError } from '../../errors/catalogue.ts';
+import { closeCodes } from '../../sessions/close-codes.ts';
 import type { HttpDeps } from '../deps.ts';
 import { parseInput } from '../validation.ts';
 
@@ -35,8 +36,15 @@ export function registerEnrollRoutes(app: FastifyInstance, deps: HttpDeps): void
           ipAddress: request.ip,
         },
         deps.clock.now(),
+        deps.config.agentTokenTtlMs,
       );
-      request.log.info({ agentId: result.agentId, reenrolled: result.reenrolled }, 'agent:enrolled');
+      request.log.info(
+        { agentId: result.agentId, reenrolled: result.reenrolled },
+        'agent:enrolled',
+      );
+      if (result.reenrolled) {
+        deps.registry.get(result.agentId)?.close(closeCodes.tokenInvalid, 'agent re-enrolled');
+      }
       return reply.code(201).send({
         agent_id: result.agentId,
         token: result.token,

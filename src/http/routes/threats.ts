@@ -99,7 +99,11 @@ export function registerThreatRoutes(app: FastifyInstance, deps: HttpDeps): void
             actor: actorOf(admin),
             action: `${threat.status} -> ${body.status}`,
             result: 'success',
-            details: { threat_id: id, note: body.note ?? null, resolution: body.resolution ?? null },
+            details: {
+              threat_id: id,
+              note: body.note ?? null,
+              resolution: body.resolution ?? null,
+            },
           },
         ]);
         return row;

@@ -19,7 +19,13 @@ export async function handleRefresh(session: AgentSession): Promise<void> {
   try {
     const nowMs = clock.now();
     const issued = await pool.transaction(async (tx) => {
-      const token = await issueAgentToken(tx, hasher, session.agentId, nowMs);
+      const token = await issueAgentToken(
+        tx,
+        hasher,
+        session.agentId,
+        nowMs,
+        session.deps.agentTokenTtlMs,
+      );
       const graceEnds = new Date(nowMs + refreshGraceMs).toISOString();
       await tx.query(sql.unsafe`
         UPDATE agent_tokens SET expires_at = LEAST(expires_at, ${graceEnds}::timestamptz)

@@ -1,0 +1,44 @@
+/**
+ * The benchmark's own database on the local PostgreSQL server: created
+ * fresh for each run (`citadel_bench_<pid>_<time>`), migrated with the
+ * daemon's migrations, dropped at the end. `BENCH_DATABASE_URL` names the
+ * server's maintenance database (default `postgres://postgres@127.0.0.1:5432/postgres`).
+ */
+import pg from 'pg';
+import { migrate } from '../src/database/migrate.ts';
+import { silentLogger } from '../src/log/logger.ts';
+
+const defaultAdminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A fresh, migrated database and a way to drop it. */
+export interface BenchDatabase {
+  readonly url: string;
+  readonly name: string;
+  drop(): Promise<void>;
+}
+
+export async function createBenchDatabase(): Promise<BenchDatabase> {
+  const adminUrl = process.env['BENCH_DATABASE_URL'] ?? defaultAdminUrl;
+  const name = `citadel_bench_${process.pid}_${Date.now()}`;
+  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.toString(), silentLogger());
+  return {
+    url: url.toString(),
+    name,
+    drop: () =>
+      withClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
+  };
+}
+
+/** Runs `work` on a short-lived client. */
+export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
