@@ -154,14 +154,17 @@ export class BenchAgent {
     const message = JSON.parse(text) as Record<string, unknown>;
     switch (message['type']) {
       case 'welcome':
-        return this.#onWelcome(Number(message['heartbeat_interval_s']) * 1_000, settle);
+        this.#onWelcome(Number(message['heartbeat_interval_s']) * 1_000, settle);
+        return;
       case 'heartbeat_ack': {
         const sentAt = this.#heartbeatsSent.shift();
-        if (sentAt !== undefined) this.#context.recorder.heartbeatMs.push(performance.now() - sentAt);
+        if (sentAt === undefined) return;
+        this.#context.recorder.heartbeatMs.push(performance.now() - sentAt);
         return;
       }
       case 'ack':
-        return this.#settleThreat(String(message['id']), true);
+        this.#settleThreat(String(message['id']), true);
+        return;
       case 'error':
         this.#context.recorder.countError(String(message['code']));
         if (typeof message['ref'] === 'string') this.#settleThreat(message['ref'], false);

@@ -61,7 +61,10 @@ export interface ForkOptions {
 export class ChildHandle {
   readonly process: ChildProcess;
   readonly exited: Promise<number | null>;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >();
   #nextId = 1;
 
   constructor(modulePath: string, options: ForkOptions = {}) {

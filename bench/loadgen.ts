@@ -59,7 +59,7 @@ async function connect(args: { count?: number; concurrency: number }): Promise<o
 }
 
 async function ingest(args: { window: number; durationMs: number }): Promise<object> {
-  const recorder = need().recorder;
+  const current = need();
   let running = true;
   const refill = (agent: BenchAgent) => {
     while (running && agent.online && agent.outstandingThreats < args.window) {
@@ -75,7 +75,7 @@ async function ingest(args: { window: number; durationMs: number }): Promise<obj
   for (const agent of agents) refill(agent);
   await pause(args.durationMs);
   running = false;
-  const acks = recorder.acks;
+  const acks = current.recorder.acks;
   await drain(5_000);
   for (const agent of agents) agent.onThreatSettled = undefined;
   return { acksInWindow: acks };
@@ -101,7 +101,7 @@ async function rate(args: { perSecond: number; durationMs: number; tag: string }
 }
 
 function feed(args: { url: string; ca: string; token: string; tag: string }): Promise<object> {
-  const recorder = need().recorder;
+  const current = need();
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(args.url, {
       ca: args.ca,
@@ -120,7 +120,7 @@ function feed(args: { url: string; ca: string; token: string; tag: string }): Pr
       if (message['type'] !== 'threat') return;
       const details = message['details'] as Record<string, unknown> | undefined;
       if (details?.['tag'] === args.tag && typeof details['probe_ms'] === 'number') {
-        recorder.feedMs.push(performance.now() - details['probe_ms']);
+        current.recorder.feedMs.push(performance.now() - details['probe_ms']);
       }
     });
   });

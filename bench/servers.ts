@@ -84,7 +84,9 @@ async function startServer(
     ready = await Promise.race([
       child.call<{ httpsPort: number }>('ready', {}, 180_000),
       child.exited.then((code) => {
-        throw new Error(`${path.basename(modulePath)} exited ${code}; see ${logFile}:\n${tail(logFile)}`);
+        throw new Error(
+          `${path.basename(modulePath)} exited ${code}; see ${logFile}:\n${tail(logFile)}`,
+        );
       }),
     ]);
   } catch (error) {

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerAdmin } from './cli/admin.ts';
 import { registerAgent } from './cli/agent.ts';
+import { registerCert } from './cli/cert.ts';
 import { registerFeed } from './cli/feed.ts';
 import { registerMigrate } from './cli/migrate.ts';
 import { registerServe } from './cli/serve.ts';
@@ -20,5 +21,6 @@ registerMigrate(program);
 registerAgent(program);
 registerFeed(program);
 registerAdmin(program);
+registerCert(program);
 
 await program.parseAsync(process.argv);

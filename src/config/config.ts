@@ -25,6 +25,9 @@ const flag = z.union([z.boolean(), z.stringbool({ truthy: ['true'], falsy: ['fal
   error: 'expected true or false',
 });
 
+/** A budget's limit, or `off` (the sentinel that switches it off, for benchmarks). */
+const budgetLimit = z.union([z.literal('off'), z.coerce.number().int().positive()]);
+
 const cidrOrIp = z.string().refine((entry) => {
   const [address, bits] = entry.split('/');
   if (!address || isIP(address) === 0) return false;
@@ -51,6 +54,10 @@ const inputSchema = z
     CITADEL_PUBLIC_HOST: z.string().min(1).optional(),
     CITADEL_HEARTBEAT_INTERVAL_S: positiveInt.max(3_600),
     CITADEL_EMBEDDED_DB_USER: z.string().min(1).optional(),
+    CITADEL_ENROLL_BUDGET_PER_HOUR: budgetLimit,
+    CITADEL_THREAT_BUDGET_PER_HOUR: budgetLimit,
+    CITADEL_REFRESH_BUDGET_PER_HOUR: budgetLimit,
+    CITADEL_AUTH_FAILURES_PER_10_MIN: budgetLimit,
     CITADEL_BCRYPT_COST: z.coerce.number().int().min(4).max(15),
     CITADEL_AGENT_TOKEN_TTL_S: z.coerce
       .number()
@@ -65,6 +72,14 @@ const inputSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   })
   .strict()
+  .refine((input) => !input.TLS_CERT_FILE || input.TLS_KEY_FILE, {
+    message: 'required when TLS_CERT_FILE is set',
+    path: ['TLS_KEY_FILE'],
+  })
+  .refine((input) => !input.TLS_KEY_FILE || input.TLS_CERT_FILE, {
+    message: 'required when TLS_KEY_FILE is set',
+    path: ['TLS_CERT_FILE'],
+  })
   .refine((input) => !input.HSTS_PRELOAD || input.HSTS_INCLUDE_SUBDOMAINS, {
     message: 'the HSTS preload list accepts only HSTS_INCLUDE_SUBDOMAINS=true; see docs/TLS.md',
     path: ['HSTS_PRELOAD'],
@@ -83,6 +98,10 @@ export const defaultInput: Readonly<Input> = Object.freeze({
   CITADEL_LISTEN: '127.0.0.1:8443',
   CITADEL_HTTP_LISTEN: '127.0.0.1:8080',
   CITADEL_HEARTBEAT_INTERVAL_S: 60,
+  CITADEL_ENROLL_BUDGET_PER_HOUR: 5,
+  CITADEL_THREAT_BUDGET_PER_HOUR: 100,
+  CITADEL_REFRESH_BUDGET_PER_HOUR: 10,
+  CITADEL_AUTH_FAILURES_PER_10_MIN: 60,
   CITADEL_BCRYPT_COST: 4,
   CITADEL_AGENT_TOKEN_TTL_S: 86_400,
   TRUSTED_PROXIES: '',
@@ -90,6 +109,20 @@ export const defaultInput: Readonly<Input> = Object.freeze({
   HSTS_PRELOAD: false,
   LOG_LEVEL: 'info',
 });
+
+/** A sliding window: at most `limit` events in any `windowMs`. */
+export interface WindowSpec {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+/** The budgets of the contract; `undefined` is a budget switched off. */
+export interface BudgetPolicy {
+  readonly enrollmentPerIp: WindowSpec | undefined;
+  readonly threatsPerAgent: WindowSpec | undefined;
+  readonly refreshesPerAgent: WindowSpec | undefined;
+  readonly authFailuresPerIp: WindowSpec | undefined;
+}
 
 export interface Listen {
   readonly host: string;
@@ -115,6 +148,7 @@ export interface Config {
   /** bcrypt's cost factor for new hashes; see the README's security section. */
   readonly bcryptCost: number;
   readonly agentTokenTtlMs: number;
+  readonly budgets: BudgetPolicy;
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly trustedProxies: readonly string[];
@@ -216,6 +250,12 @@ function resolve(input: z.output<typeof inputSchema>, cwd: string): Config {
     heartbeatIntervalMs: input.CITADEL_HEARTBEAT_INTERVAL_S * 1_000,
     bcryptCost: input.CITADEL_BCRYPT_COST,
     agentTokenTtlMs: input.CITADEL_AGENT_TOKEN_TTL_S * 1_000,
+    budgets: {
+      enrollmentPerIp: windowOf(input.CITADEL_ENROLL_BUDGET_PER_HOUR, 3_600_000),
+      threatsPerAgent: windowOf(input.CITADEL_THREAT_BUDGET_PER_HOUR, 3_600_000),
+      refreshesPerAgent: windowOf(input.CITADEL_REFRESH_BUDGET_PER_HOUR, 3_600_000),
+      authFailuresPerIp: windowOf(input.CITADEL_AUTH_FAILURES_PER_10_MIN, 600_000),
+    },
     tlsCertFile: input.TLS_CERT_FILE ? path.resolve(cwd, input.TLS_CERT_FILE) : undefined,
     tlsKeyFile: input.TLS_KEY_FILE ? path.resolve(cwd, input.TLS_KEY_FILE) : undefined,
     trustedProxies: input.TRUSTED_PROXIES.split(',')
@@ -226,6 +266,10 @@ function resolve(input: z.output<typeof inputSchema>, cwd: string): Config {
     hstsPreload: input.HSTS_PRELOAD,
     logLevel: input.LOG_LEVEL,
   });
+}
+
+function windowOf(limit: number | 'off', windowMs: number): WindowSpec | undefined {
+  return limit === 'off' ? undefined : { limit, windowMs };
 }
 
 function publicHostOf(listen: Listen): string {

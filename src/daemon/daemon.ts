@@ -13,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
+import { createBudgetServices } from '../budgets/create.ts';
+import type { RefusalLedger } from '../budgets/refusals.ts';
 import { type Clock, systemClock } from '../clock/clock.ts';
 import { type Config, productionProblem } from '../config/config.ts';
 import { bootstrapCredentials } from '../credentials/bootstrap.ts';
@@ -26,7 +28,9 @@ import { FeedHub } from '../feed/feed-hub.ts';
 import { feedRoute } from '../feed/feed-route.ts';
 import { buildHttpApp } from '../http/app.ts';
 import { createRedirectServer } from '../http/redirect.ts';
+import { answerHeaders, headerProfileOf } from '../http/security-headers.ts';
 import type { Logger } from '../log/logger.ts';
+import { addressMatcher } from '../net/addresses.ts';
 import { agentRoute } from '../sessions/agent-route.ts';
 import { closeCodes } from '../sessions/close-codes.ts';
 import { SessionRegistry } from '../sessions/registry.ts';
@@ -36,6 +40,7 @@ import {
   type TlsMaterial,
   tlsHardening,
 } from '../tls/certificates.ts';
+import { type ExpiryWatch, watchCertificateExpiry } from '../tls/expiry.ts';
 import type { SocketRoute, SocketServer } from '../transport/transport.ts';
 import { createWsSocketServer } from '../transport/ws-transport.ts';
 import { WriteBehind, type WriteBehindSettings } from '../write-behind/write-behind.ts';
@@ -62,7 +67,9 @@ export class Daemon {
   readonly #https: HttpsServer;
   readonly #http: HttpServer | undefined;
   readonly #sockets: SocketServer;
+  readonly #refusals: RefusalLedger;
   #tls: TlsMaterial;
+  #expiry: ExpiryWatch | undefined;
   #stopping: Promise<void> | undefined;
 
   private constructor(parts: {
@@ -76,6 +83,7 @@ export class Daemon {
     https: HttpsServer;
     http: HttpServer | undefined;
     sockets: SocketServer;
+    refusals: RefusalLedger;
     tls: TlsMaterial;
   }) {
     this.config = parts.config;
@@ -88,6 +96,7 @@ export class Daemon {
     this.#https = parts.https;
     this.#http = parts.http;
     this.#sockets = parts.sockets;
+    this.#refusals = parts.refusals;
     this.#tls = parts.tls;
   }
 
@@ -104,6 +113,7 @@ export class Daemon {
     const problem = productionProblem(config);
     if (problem) throw new CitadelError('config_invalid', { message: problem });
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    const tls = await loadTlsMaterial(config, log);
 
     let embedded: EmbeddedDatabase | undefined;
     let connectionUri: string;
@@ -128,7 +138,7 @@ export class Daemon {
       });
       const offline = await markAllOffline(pool);
       if (offline > 0) log.info({ agents: offline }, 'agents:marked-offline at start');
-      return await Daemon.#assemble(options, clock, pool, embedded);
+      return await Daemon.#assemble(options, clock, pool, embedded, tls);
     } catch (error) {
       await embedded?.stop();
       throw error;
@@ -140,10 +150,12 @@ export class Daemon {
     clock: Clock,
     pool: DatabasePool,
     embedded: EmbeddedDatabase | undefined,
+    tls: TlsMaterial,
   ): Promise<Daemon> {
     const { config, log } = options;
     const hasher = new Hasher({ cost: config.bcryptCost, ...options.hasher });
     const feed = new FeedHub();
+    const budgets = createBudgetServices(config, clock, (event) => writeBehind.appendAudit(event));
     const registry = new SessionRegistry();
     const writeBehind = new WriteBehind({
       pool,
@@ -165,10 +177,23 @@ export class Daemon {
       }
     };
 
-    const tls = await loadTlsMaterial(config, log);
-    const deps = { config, pool, hasher, writeBehind, registry, feed, clock, log, isReady };
+    const deps = {
+      config,
+      pool,
+      hasher,
+      writeBehind,
+      registry,
+      feed,
+      budgets,
+      clock,
+      log,
+      isReady,
+    };
     const { app, server } = await buildHttpApp(deps, tls);
-    const sockets = createWsSocketServer(log.child({ component: 'transport' }));
+    const sockets = createWsSocketServer(
+      log.child({ component: 'transport' }),
+      answerHeaders(headerProfileOf(config), true),
+    );
     const sessionDeps = {
       pool,
       hasher,
@@ -178,10 +203,11 @@ export class Daemon {
       log: log.child({ component: 'session' }),
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       agentTokenTtlMs: config.agentTokenTtlMs,
+      budgets,
     };
     const routes = [
       agentRoute(sessionDeps),
-      feedRoute({ pool, hasher, hub: feed, log: log.child({ component: 'feed' }) }),
+      feedRoute({ pool, hasher, hub: feed, budgets, log: log.child({ component: 'feed' }) }),
     ] as ReadonlyArray<SocketRoute<unknown>>;
     sockets.attach(server, routes);
 
@@ -191,6 +217,8 @@ export class Daemon {
       http = createRedirectServer({
         publicHost: config.publicHost,
         serveLoopback: config.environment === 'development',
+        isTrustedProxy: addressMatcher(config.trustedProxies),
+        headers: headerProfileOf(config),
         serve: (request, response) => app.routing(request, response),
       });
       await listen(http, config.httpListen.host, config.httpListen.port);
@@ -206,8 +234,10 @@ export class Daemon {
       https: server,
       http,
       sockets,
+      refusals: budgets.refusals,
       tls,
     });
+    daemon.#expiry = watchCertificateExpiry({ current: () => daemon.#tls, clock, log });
     log.info(
       { httpsPort: daemon.ports.https, httpPort: daemon.ports.http ?? null },
       'daemon:ready',
@@ -221,6 +251,7 @@ export class Daemon {
     this.#https.setSecureContext({ ...tlsHardening, cert: material.cert, key: material.key });
     this.#tls = material;
     this.log.info({ certFile: material.certFile }, 'tls:reloaded');
+    this.#expiry?.check();
   }
 
   stop(): Promise<void> {
@@ -233,12 +264,14 @@ export class Daemon {
     this.#https.close();
     this.#http?.close();
     this.#sockets.stop();
+    this.#expiry?.stop();
     const spread = (index: number) =>
       `restarting; reconnect_after_ms=${1_000 + Math.floor(Math.random() * reconnectSpreadMs) + (index % 2)}`;
     for (const session of this.registry.all()) {
       this.writeBehind.recordLiveness(session.agentId, 'offline', null);
     }
     this.#sockets.closeAll(closeCodes.restarting, spread);
+    this.#refusals.flush();
     this.log.info('shutdown:sockets-closed');
     try {
       await this.writeBehind.drain();

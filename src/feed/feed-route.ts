@@ -5,9 +5,15 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { DatabasePool } from 'slonik';
+import {
+  type BudgetServices,
+  guardAuthFailures,
+  upgradeClientIp,
+} from '../budgets/budget-services.ts';
 import { type AdminPrincipal, verifyAdminToken } from '../credentials/admin-tokens.ts';
 import type { Hasher } from '../credentials/hasher.ts';
 import { bearerToken } from '../credentials/tokens.ts';
+import { isCitadelError } from '../errors/catalogue.ts';
 import type { Logger } from '../log/logger.ts';
 import type { SocketRoute } from '../transport/transport.ts';
 import type { FeedHub } from './feed-hub.ts';
@@ -17,21 +23,33 @@ export function feedRoute(deps: {
   pool: DatabasePool;
   hasher: Hasher;
   hub: FeedHub;
+  budgets: BudgetServices;
   log: Logger;
 }): SocketRoute<AdminPrincipal | null> {
-  const verifyToken = (token: string) => verifyAdminToken(deps.pool, deps.hasher, token);
+  /** Verifies a token for an address, counting failures against its budget. */
+  const verifyFrom = async (address: string, token: string | undefined) => {
+    guardAuthFailures(deps.budgets, address);
+    try {
+      return await verifyAdminToken(deps.pool, deps.hasher, token);
+    } catch (error) {
+      if (isCitadelError(error) && error.code === 'unauthorized') {
+        deps.budgets.failures?.fail(address);
+      }
+      throw error;
+    }
+  };
   return {
     path: '/api/v1/feed',
     async authenticate(request: IncomingMessage): Promise<AdminPrincipal | null> {
       if (request.headers.authorization === undefined) return null;
-      return verifyAdminToken(deps.pool, deps.hasher, bearerToken(request.headers.authorization));
+      const address = upgradeClientIp(deps.budgets, request);
+      return verifyFrom(address, bearerToken(request.headers.authorization));
     },
-    accept(connection, principal): void {
-      new FeedSession(
-        { pool: deps.pool, hub: deps.hub, log: deps.log, verifyToken },
-        connection,
-        principal,
-      );
+    accept(connection, principal, request): void {
+      const address = upgradeClientIp(deps.budgets, request);
+      const verifyToken = (token: string) => verifyFrom(address, token);
+      const feedDeps = { pool: deps.pool, hub: deps.hub, log: deps.log, verifyToken };
+      new FeedSession(feedDeps, connection, principal);
     },
   };
 }

@@ -4,6 +4,7 @@
  * a role too low → 403. Failed attempts are audited with the source address.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { guardAuthFailures } from '../budgets/budget-services.ts';
 import { type AdminPrincipal, hasRole, verifyAdminToken } from '../credentials/admin-tokens.ts';
 import { bearerToken } from '../credentials/tokens.ts';
 import type { AdminRole } from '../database/rows.ts';
@@ -19,6 +20,7 @@ declare module 'fastify' {
 export function requireRole(deps: HttpDeps, role: AdminRole) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     let principal: AdminPrincipal;
+    guardAuthFailures(deps.budgets, request.ip);
     try {
       principal = await verifyAdminToken(
         deps.pool,
@@ -27,6 +29,7 @@ export function requireRole(deps: HttpDeps, role: AdminRole) {
       );
     } catch (error) {
       if (isCitadelError(error) && error.code === 'unauthorized') {
+        deps.budgets.failures?.fail(request.ip);
         deps.writeBehind.appendAudit({
           eventType: 'auth.failed',
           severity: 'warning',

@@ -1,5 +1,6 @@
 /** What the HTTP routes need from the rest of the daemon. */
 import type { DatabasePool } from 'slonik';
+import type { BudgetServices } from '../budgets/budget-services.ts';
 import type { Clock } from '../clock/clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Hasher } from '../credentials/hasher.ts';
@@ -15,6 +16,7 @@ export interface HttpDeps {
   readonly writeBehind: WriteBehind;
   readonly registry: SessionRegistry;
   readonly feed: FeedHub;
+  readonly budgets: BudgetServices;
   readonly clock: Clock;
   readonly log: Logger;
   /** Whether the database answers and migrations are applied. */

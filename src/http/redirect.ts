@@ -73,7 +73,9 @@ export function createRedirectServer(settings: RedirectSettings): Server {
       return;
     }
     const location = redirectTarget(settings.publicHost, request.url);
-    const body = JSON.stringify(new CitadelError('https_required', { details: { location } }).toBody());
+    const body = JSON.stringify(
+      new CitadelError('https_required', { details: { location } }).toBody(),
+    );
     response.writeHead(308, {
       Location: location,
       'Content-Type': 'application/json',

@@ -29,7 +29,9 @@ export function isLoopback(address: string | undefined): boolean {
  * A test for membership in a list of addresses and CIDR ranges (validated by
  * the config schema), e.g. `TRUSTED_PROXIES`. An empty list matches nothing.
  */
-export function addressMatcher(entries: readonly string[]): (address: string | undefined) => boolean {
+export function addressMatcher(
+  entries: readonly string[],
+): (address: string | undefined) => boolean {
   const list = new BlockList();
   for (const entry of entries) {
     const [address = '', bits] = entry.split('/');

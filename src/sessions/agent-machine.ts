@@ -23,6 +23,7 @@
  * run on the injected clock; stopping the actor cancels them all.
  */
 import { assign, createActor, setup } from 'xstate';
+import type { AgentBudgets } from '../budgets/agent-budgets.ts';
 import type { Clock } from '../clock/clock.ts';
 import type { AgentStatus } from '../database/rows.ts';
 
@@ -39,6 +40,8 @@ export interface AgentMachineInput {
   readonly refreshWindowMs: number;
   /** Wall-clock milliseconds, to turn the token's expiry into a delay. */
   readonly now: () => number;
+  /** The agent's rate budgets: the actor owns them for as long as it lives. */
+  readonly budgets: AgentBudgets;
   readonly effects: AgentEffects;
 }
 

@@ -5,25 +5,32 @@
 import type { IncomingMessage } from 'node:http';
 import { sql } from 'slonik';
 import { z } from 'zod';
+import { guardAuthFailures, upgradeClientIp } from '../budgets/budget-services.ts';
 import { verifyAgentToken } from '../credentials/agent-tokens.ts';
 import { bearerToken } from '../credentials/tokens.ts';
 import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
 import type { SocketRoute } from '../transport/transport.ts';
 import { type AgentIdentity, AgentSession, type SessionDeps } from './agent-session.ts';
 
+const sessionRow = z.object({ hostname: z.string(), budgets: z.unknown().nullable() });
+
 export function agentRoute(deps: SessionDeps): SocketRoute<AgentIdentity> {
   return {
     path: '/api/v1/agent',
     async authenticate(request: IncomingMessage): Promise<AgentIdentity> {
+      const address = upgradeClientIp(deps.budgets, request);
+      guardAuthFailures(deps.budgets, address);
       try {
         const token = bearerToken(request.headers.authorization);
         const principal = await verifyAgentToken(deps.pool, deps.hasher, token);
-        const hostname = await deps.pool.oneFirst(sql.type(z.object({ hostname: z.string() }))`
-          SELECT hostname FROM agents WHERE id = ${principal.agentId}`);
-        return { ...principal, hostname };
+        const row = await deps.pool.one(sql.type(sessionRow)`
+          SELECT a.hostname, b.state AS budgets
+          FROM agents a LEFT JOIN agent_budgets b ON b.agent_id = a.id
+          WHERE a.id = ${principal.agentId}`);
+        return { ...principal, hostname: row.hostname, storedBudgets: row.budgets, address };
       } catch (error) {
         if (isCitadelError(error) && error.code === 'unauthorized') {
-          const address = request.socket.remoteAddress ?? 'unknown';
+          deps.budgets.failures?.fail(address);
           deps.writeBehind.appendAudit({
             eventType: 'auth.failed',
             severity: 'warning',

@@ -7,6 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
+import { type AgentBudgetName, AgentBudgets } from '../budgets/agent-budgets.ts';
+import type { BudgetServices } from '../budgets/budget-services.ts';
 import type { Clock } from '../clock/clock.ts';
 import { type AgentPrincipal, refreshWindowFor } from '../credentials/agent-tokens.ts';
 import type { Hasher } from '../credentials/hasher.ts';
@@ -34,10 +36,15 @@ export interface SessionDeps {
   readonly log: Logger;
   readonly heartbeatIntervalMs: number;
   readonly agentTokenTtlMs: number;
+  readonly budgets: BudgetServices;
 }
 
 export interface AgentIdentity extends AgentPrincipal {
   readonly hostname: string;
+  /** The client's address (the socket's, or forwarded by a trusted proxy). */
+  readonly address: string;
+  /** Budget state as the database had it, from this or another daemon. */
+  readonly storedBudgets: unknown;
 }
 
 export class AgentSession implements LiveSession {
@@ -49,6 +56,8 @@ export class AgentSession implements LiveSession {
   readonly connection: Connection;
   tokenId: string;
   actor: AgentActor | undefined;
+  /** The agent's budgets; the actor's context holds the same object. */
+  readonly budgets: AgentBudgets;
   #invalidMessages = 0;
 
   constructor(deps: SessionDeps, connection: Connection, identity: AgentIdentity) {
@@ -58,10 +67,14 @@ export class AgentSession implements LiveSession {
     this.hostname = identity.hostname;
     this.tokenId = identity.tokenId;
     this.log = deps.log.child({ agentId: this.agentId, sessionId: this.sessionId });
-    this.#start(identity.expiresAt);
+    this.budgets = new AgentBudgets(deps.budgets.policy, deps.heartbeatIntervalMs);
+    if (identity.storedBudgets && typeof identity.storedBudgets === 'object') {
+      this.budgets.restore(identity.storedBudgets, deps.clock.monotonicMs(), deps.clock.now());
+    }
+    this.#start(identity.expiresAt, identity.address);
   }
 
-  #start(tokenExpiresAt: string): void {
+  #start(tokenExpiresAt: string, address: string): void {
     this.deps.registry.add(this);
     this.connection.onClose((code) => this.#onClosed(code));
     this.connection.onText((text) => this.#onText(text));
@@ -71,6 +84,7 @@ export class AgentSession implements LiveSession {
         heartbeatIntervalMs: this.deps.heartbeatIntervalMs,
         tokenExpiresAtMs: Date.parse(tokenExpiresAt),
         refreshWindowMs: refreshWindowFor(this.deps.agentTokenTtlMs),
+        budgets: this.budgets,
         now: () => this.deps.clock.now(),
         effects: {
           statusChanged: (status) => this.#statusChanged(status),
@@ -88,7 +102,34 @@ export class AgentSession implements LiveSession {
       heartbeat_interval_s: this.deps.heartbeatIntervalMs / 1_000,
       token_expires_at: tokenExpiresAt,
     });
-    this.log.info({ remoteAddress: this.connection.remoteAddress }, 'session:opened');
+    this.log.info({ address }, 'session:opened');
+  }
+
+  /**
+   * Spends one unit of a budget. Over budget, the agent gets `rate_limited`
+   * with the delay (and `ref` for a report, which is not acked), the refusal
+   * is tallied, and false is returned.
+   */
+  spend(budget: AgentBudgetName, ref?: string): boolean {
+    const decision = this.budgets.spend(budget, this.deps.clock.monotonicMs());
+    if (decision.allowed) {
+      if (budget !== 'heartbeat') this.#persistBudgets();
+      return true;
+    }
+    this.deps.budgets.refusals.record({ budget, agentId: this.agentId });
+    this.send({
+      type: 'error',
+      code: 'rate_limited',
+      message: `over the ${budget} budget`,
+      retry_after_ms: decision.retryAfterMs,
+      ...(ref ? { ref } : {}),
+    });
+    return false;
+  }
+
+  #persistBudgets(): void {
+    const snapshot = this.budgets.snapshot(this.deps.clock.monotonicMs(), this.deps.clock.now());
+    this.deps.writeBehind.recordBudgets(this.agentId, snapshot);
   }
 
   send(message: object): void {
@@ -152,6 +193,7 @@ export class AgentSession implements LiveSession {
   }
 
   #onClosed(code: number): void {
+    this.#persistBudgets();
     this.deps.registry.remove(this);
     const actor = this.actor;
     this.actor = undefined;

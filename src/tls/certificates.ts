@@ -144,9 +144,7 @@ export function describeCertificate(certPem: string): CertificateFacts {
   const leaf = new X509Certificate(certPem);
   return {
     subject: leaf.subject.split('\n').join(', '),
-    subjectAltNames: (leaf.subjectAltName ?? '')
-      .split(', ')
-      .filter((name) => name.length > 0),
+    subjectAltNames: (leaf.subjectAltName ?? '').split(', ').filter((name) => name.length > 0),
     issuer: leaf.issuer.split('\n').join(', '),
     validFrom: leaf.validFromDate,
     validTo: leaf.validToDate,

@@ -16,9 +16,11 @@
  *   one item at a time, so one bad row fails alone.
  */
 import type { DatabasePool } from 'slonik';
+import type { BudgetSnapshot } from '../budgets/agent-budgets.ts';
 import type { Clock, TimerHandle } from '../clock/clock.ts';
 import { applyAgentLiveness } from '../database/queries/agents.ts';
 import { insertAuditEvents } from '../database/queries/audit.ts';
+import { upsertAgentBudgets } from '../database/queries/budgets.ts';
 import { insertThreats, type ThreatReport } from '../database/queries/threats.ts';
 import type { AgentStatus, AuditEvent, ThreatRow } from '../database/rows.ts';
 import { CitadelError } from '../errors/catalogue.ts';
@@ -71,6 +73,7 @@ export class WriteBehind {
   #threats: PendingThreat[] = [];
   #audit: AuditEvent[] = [];
   #liveness = new Map<string, Liveness>();
+  #budgets = new Map<string, BudgetSnapshot>();
   #timer: TimerHandle | undefined;
   #flushing: Promise<void> | undefined;
   #failures = 0;
@@ -126,6 +129,12 @@ export class WriteBehind {
     this.#schedule();
   }
 
+  /** Records an agent's budget state; only the latest per agent is written. */
+  recordBudgets(agentId: string, snapshot: BudgetSnapshot): void {
+    this.#budgets.set(agentId, snapshot);
+    this.#schedule();
+  }
+
   appendAudit(event: AuditEvent): void {
     if (this.#audit.length >= this.#settings.maxPendingAudit) {
       this.#log.error({ event: event.eventType }, 'write-behind:audit-queue-full, event lost');
@@ -151,7 +160,12 @@ export class WriteBehind {
   }
 
   #hasWork(): boolean {
-    return this.#threats.length > 0 || this.#audit.length > 0 || this.#liveness.size > 0;
+    return (
+      this.#threats.length > 0 ||
+      this.#audit.length > 0 ||
+      this.#liveness.size > 0 ||
+      this.#budgets.size > 0
+    );
   }
 
   #schedule(delayMs = this.#settings.flushDelayMs): void {
@@ -186,7 +200,11 @@ export class WriteBehind {
     const threats = this.#threats.splice(0, isolating ? 1 : this.#settings.maxBatch);
     const audit = isolating ? [] : this.#audit.splice(0, this.#settings.maxBatch);
     const liveness = isolating ? new Map<string, Liveness>() : this.#liveness;
-    if (!isolating) this.#liveness = new Map();
+    const budgets = isolating ? new Map<string, BudgetSnapshot>() : this.#budgets;
+    if (!isolating) {
+      this.#liveness = new Map();
+      this.#budgets = new Map();
+    }
     const started = this.#clock.monotonicMs();
     try {
       const stored = await this.#pool.transaction(async (tx) => {
@@ -197,10 +215,14 @@ export class WriteBehind {
         const updates = [...liveness].map(([agentId, l]) => ({ agentId, ...l }));
         await applyAgentLiveness(tx, updates);
         await insertAuditEvents(tx, audit);
+        await upsertAgentBudgets(tx, budgets);
         return rows;
       }, 0);
       this.#committed(threats, stored, started);
     } catch (error) {
+      for (const [agentId, snapshot] of budgets) {
+        if (!this.#budgets.has(agentId)) this.#budgets.set(agentId, snapshot);
+      }
       this.#failed(error, threats, audit, liveness);
     }
   }

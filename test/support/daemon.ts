@@ -47,6 +47,10 @@ export async function startDaemon(launch: DaemonLaunch = {}): Promise<RunningDae
     CITADEL_LISTEN: '127.0.0.1:0',
     CITADEL_HTTP_LISTEN: '127.0.0.1:0',
     LOG_LEVEL: 'debug',
+    // Suites enroll many agents from 127.0.0.1 and try many bad tokens; the
+    // budgets suite sets the contract's own limits and tests them.
+    CITADEL_ENROLL_BUDGET_PER_HOUR: '100000',
+    CITADEL_AUTH_FAILURES_PER_10_MIN: '100000',
     ...(launch.databaseUrl ? { DATABASE_URL: launch.databaseUrl } : {}),
     ...launch.env,
   };
@@ -112,7 +116,7 @@ export async function startDaemon(launch: DaemonLaunch = {}): Promise<RunningDae
     httpsPort,
     httpPort: ready['httpPort'] as number,
     baseUrl: `https://127.0.0.1:${httpsPort}`,
-    ca: readFileSync(path.join(dataDir, 'tls', 'cert.pem'), 'utf8'),
+    ca: readFileSync(env['TLS_CERT_FILE'] ?? path.join(dataDir, 'tls', 'cert.pem'), 'utf8'),
     log: () => output,
     entries: () =>
       output

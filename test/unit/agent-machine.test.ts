@@ -1,5 +1,6 @@
 /** The agent actor on simulated time: liveness, token expiry, and no timer left behind. */
 import { describe, expect, it } from 'vitest';
+import { AgentBudgets } from '../../src/budgets/agent-budgets.ts';
 import { ManualClock } from '../../src/clock/clock.ts';
 import type { AgentStatus } from '../../src/database/rows.ts';
 import { startAgentActor } from '../../src/sessions/agent-machine.ts';
@@ -16,6 +17,15 @@ function harness(tokenLifetimeMs = 24 * 3_600_000) {
       tokenExpiresAtMs: clock.now() + tokenLifetimeMs,
       refreshWindowMs: 3_600_000,
       now: () => clock.now(),
+      budgets: new AgentBudgets(
+        {
+          enrollmentPerIp: undefined,
+          threatsPerAgent: undefined,
+          refreshesPerAgent: undefined,
+          authFailuresPerIp: undefined,
+        },
+        interval,
+      ),
       effects: {
         statusChanged: (status) => statuses.push(status),
         tokenExpiring: () => events.push('expiring'),

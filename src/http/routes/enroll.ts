@@ -1,6 +1,8 @@
 /** `POST /api/v1/enroll`: an enrollment secret and an identity buy a token. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { guardAuthFailures, rateLimited } from '../../budgets/budget-services.ts';
+import { spendIpBudget } from '../../budgets/ip-budgets.ts';
 import { enroll } from '../../credentials/enrollment.ts';
 import { isCitadelError } from '../../errors/catalogue.ts';
 import { closeCodes } from '../../sessions/close-codes.ts';
@@ -25,6 +27,15 @@ const enrollBody = z.strictObject({
 export function registerEnrollRoutes(app: FastifyInstance, deps: HttpDeps): void {
   app.post('/api/v1/enroll', async (request, reply) => {
     const body = parseInput(enrollBody, request.body);
+    guardAuthFailures(deps.budgets, request.ip);
+    const spec = deps.budgets.policy.enrollmentPerIp;
+    if (spec) {
+      const decision = await spendIpBudget(deps.pool, 'enroll', request.ip, spec);
+      if (!decision.allowed) {
+        deps.budgets.refusals.record({ budget: 'enrollment', ip: request.ip });
+        throw rateLimited('enrollment', decision.retryAfterMs);
+      }
+    }
     try {
       const result = await enroll(
         deps.pool,
@@ -53,6 +64,7 @@ export function registerEnrollRoutes(app: FastifyInstance, deps: HttpDeps): void
       });
     } catch (error) {
       if (isCitadelError(error) && error.code === 'enrollment_refused') {
+        deps.budgets.failures?.fail(request.ip);
         deps.writeBehind.appendAudit({
           eventType: 'agent.enroll_failed',
           severity: 'warning',

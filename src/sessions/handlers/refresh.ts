@@ -15,6 +15,7 @@ export const refreshGraceMs = 5 * 60_000;
 
 export async function handleRefresh(session: AgentSession): Promise<void> {
   const { pool, hasher, clock } = session.deps;
+  if (!session.spend('refresh')) return;
   const previousTokenId = session.tokenId;
   try {
     const nowMs = clock.now();

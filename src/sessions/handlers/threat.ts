@@ -10,6 +10,7 @@ import type { AgentSession } from '../agent-session.ts';
 import type { ThreatMessage } from '../protocol.ts';
 
 export async function handleThreat(session: AgentSession, message: ThreatMessage): Promise<void> {
+  if (!session.spend('threat', message.id)) return;
   try {
     const stored = await session.deps.writeBehind.submitThreat({
       agentId: session.agentId,
