@@ -36,7 +36,12 @@ export interface RunContext {
 /** Starts the daemon on the benchmark database with the run's settings. */
 export function startBenchDaemon(
   context: RunContext,
-  settings: { heartbeatIntervalS: number; port?: number; label: string },
+  settings: {
+    heartbeatIntervalS: number;
+    port?: number;
+    label: string;
+    env?: Readonly<Record<string, string>>;
+  },
 ): Promise<RunningServer> {
   return startDaemon({
     dataDir: context.dataDir,
@@ -44,6 +49,7 @@ export function startBenchDaemon(
     heartbeatIntervalS: settings.heartbeatIntervalS,
     logFile: path.join(context.workDir, `daemon-${settings.label}.log`),
     execArgv: context.daemonExecArgv,
+    ...(settings.env ? { env: settings.env } : {}),
     ...(settings.port === undefined ? {} : { port: settings.port }),
   });
 }

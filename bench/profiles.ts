@@ -35,13 +35,13 @@ export interface Profile {
 
 export const quickProfile: Profile = Object.freeze({
   name: 'quick',
-  memorySteps: [1_000, 2_000, 3_000, 4_000],
-  ingest: { agents: 500, window: 20, seconds: 10 },
-  rawInsert: { batch: 1_000, seconds: 8 },
-  feed: { agents: 200, rates: [250, 500, 1_000, 2_000], seconds: 6 },
+  memorySteps: [1_000, 2_000, 3_000],
+  ingest: { agents: 500, window: 20, seconds: 8 },
+  rawInsert: { batch: 1_000, seconds: 6 },
+  feed: { agents: 200, rates: [250, 500, 1_000, 2_000], seconds: 5 },
   compressedIntervalS: 5,
-  heartbeat: { agents: 3_000, seconds: 12 },
-  storm: { productionCostAgents: 300, timeoutS: 60 },
+  heartbeat: { agents: 2_000, seconds: 10 },
+  storm: { productionCostAgents: 150, timeoutS: 50 },
   laterStarts: 2,
 });
 

@@ -226,7 +226,10 @@ export function markdownBlock(r: RunResults): string {
     row([
       6,
       `budget check / memory for ${b.agents} agents`,
-      b.status === 'measured' ? `${b.nanosPerCheck} ns / ${b.memoryMiB} MiB` : b.status,
+      b.status === 'measured'
+        ? `${b.heartbeatCheckNs} ns (heartbeat), ${b.refusedThreatCheckNs} ns (refused threat) / ` +
+          `${b.steadyMiB} MiB steady, ${b.fullMiB} MiB every window full`
+        : b.status,
       '< 1 µs / < 10 MB',
       '—',
       yes(b.met),

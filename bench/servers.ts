@@ -37,6 +37,8 @@ export interface DaemonLaunch {
   readonly logLevel?: string;
   /** Extra V8 flags, e.g. `--cpu-prof`. */
   readonly execArgv?: readonly string[];
+  /** Extra configuration, e.g. a budget switched off. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function startDaemon(launch: DaemonLaunch): Promise<RunningServer> {
@@ -49,6 +51,7 @@ export async function startDaemon(launch: DaemonLaunch): Promise<RunningServer> 
     CITADEL_HEARTBEAT_INTERVAL_S: String(launch.heartbeatIntervalS),
     LOG_LEVEL: launch.logLevel ?? 'info',
     ...(launch.databaseUrl ? { DATABASE_URL: launch.databaseUrl } : {}),
+    ...launch.env,
   };
   return startServer(path.join(benchDir, 'daemon-host.ts'), [], launch.logFile, env, [
     '--expose-gc',

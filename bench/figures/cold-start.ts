@@ -6,6 +6,7 @@
  * its ready answer, and stopped gracefully before the next.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { progress, type RunContext } from '../context.ts';
 import { startDaemon } from '../servers.ts';
@@ -19,7 +20,9 @@ export interface ColdStartFigure {
 }
 
 export async function coldStartFigure(context: RunContext): Promise<ColdStartFigure> {
-  const dataDir = mkdtempSync(path.join(context.workDir, 'embedded-'));
+  // Not under the run's 0700 work directory: the embedded server runs as an
+  // unprivileged user when the harness is root, and must reach its data dir.
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'citadel-bench-embedded-'));
   const starts: number[] = [];
   const stops: number[] = [];
   try {

@@ -55,7 +55,7 @@ export function parseServerUrl(text: string): URL {
 /** Joins a server URL and an API path such as `/api/v1/enroll`. */
 export function endpoint(server: URL, path: string, protocol = 'https:'): URL {
   const url = new URL(server.href);
-  url.pathname = `${server.pathname}${path}`;
+  url.pathname = `${server.pathname.replace(/\/+$/, '')}${path}`;
   url.protocol = protocol;
   return url;
 }

@@ -63,6 +63,7 @@ const defaultPauseMs = 5_000;
 const refreshAnswerTimeoutMs = 60_000;
 const minSilenceLimitMs = 90_000;
 const maxServerFrameBytes = 1024 * 1024;
+const closeGraceMs = 2_000;
 
 /** One connection to the agent socket; create, `start()`, await `ended`. */
 export class AgentSession {
@@ -134,8 +135,14 @@ export class AgentSession {
     this.#clearTimers();
     const socket = this.#socket;
     if (!socket) return;
-    if (socket.readyState === WebSocket.OPEN) socket.close(code, reason);
-    else if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+    if (socket.readyState === WebSocket.CONNECTING) {
+      socket.terminate();
+      return;
+    }
+    if (socket.readyState !== WebSocket.OPEN) return;
+    socket.close(code, reason);
+    // A server that never finishes the closing handshake must not hold the stop up.
+    this.#setTimer('close_grace', closeGraceMs, () => socket.terminate());
   }
 
   #socketOnOpen(): void {

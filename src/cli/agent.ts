@@ -94,7 +94,7 @@ async function superviseRun(
 
   const intakeSettings = {
     submit: (report: Parameters<ReferenceAgent['submit']>[0]) => agent.submit(report),
-    logger: logger.child({ component: 'intake' }),
+    logger: logger.child({ stage: 'intake' }),
     signal: intakeAbort.signal,
   };
   const intake = options.reportFile

@@ -8,6 +8,7 @@ import { loadConfig } from '../config/config.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import { isCitadelError } from '../errors/catalogue.ts';
 import { createLogger } from '../log/logger.ts';
+import { createNotifier } from '../service/systemd-notify.ts';
 
 export function registerServe(program: Command): void {
   program
@@ -34,16 +35,24 @@ export function registerServe(program: Command): void {
         log.fatal({ err: error }, 'daemon:start-failed');
         process.exit(1);
       }
+      const notifier = createNotifier(log);
+      const { https, http } = daemon.ports;
+      notifier.ready(`serving on ${https}${http === undefined ? '' : ` and ${http}`}`);
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals += 1;
         if (signals > 1) {
-          log.warn({ signal }, 'shutdown:forced by a second signal');
-          process.exit(1);
+          log.warn({ signal }, 'shutdown:second-signal, forcing the exit');
+          void daemon.forceStop().finally(() => process.exit(0));
+          return;
         }
         log.info({ signal }, 'shutdown:started');
+        notifier.stopping();
         daemon.stop().then(
-          () => process.exit(0),
+          () => {
+            notifier.close();
+            process.exit(0);
+          },
           (error: unknown) => {
             log.fatal({ err: error }, 'shutdown:failed');
             process.exit(1);

@@ -58,6 +58,7 @@ const inputSchema = z
     CITADEL_THREAT_BUDGET_PER_HOUR: budgetLimit,
     CITADEL_REFRESH_BUDGET_PER_HOUR: budgetLimit,
     CITADEL_AUTH_FAILURES_PER_10_MIN: budgetLimit,
+    CITADEL_WRITE_QUEUE_MAX: positiveInt.max(1_000_000),
     CITADEL_BCRYPT_COST: z.coerce.number().int().min(4).max(15),
     CITADEL_AGENT_TOKEN_TTL_S: z.coerce
       .number()
@@ -102,6 +103,7 @@ export const defaultInput: Readonly<Input> = Object.freeze({
   CITADEL_THREAT_BUDGET_PER_HOUR: 100,
   CITADEL_REFRESH_BUDGET_PER_HOUR: 10,
   CITADEL_AUTH_FAILURES_PER_10_MIN: 60,
+  CITADEL_WRITE_QUEUE_MAX: 20_000,
   CITADEL_BCRYPT_COST: 4,
   CITADEL_AGENT_TOKEN_TTL_S: 86_400,
   TRUSTED_PROXIES: '',
@@ -149,6 +151,8 @@ export interface Config {
   readonly bcryptCost: number;
   readonly agentTokenTtlMs: number;
   readonly budgets: BudgetPolicy;
+  /** Threats that may wait for the database before new ones are refused. */
+  readonly writeQueueMax: number;
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly trustedProxies: readonly string[];
@@ -250,6 +254,7 @@ function resolve(input: z.output<typeof inputSchema>, cwd: string): Config {
     heartbeatIntervalMs: input.CITADEL_HEARTBEAT_INTERVAL_S * 1_000,
     bcryptCost: input.CITADEL_BCRYPT_COST,
     agentTokenTtlMs: input.CITADEL_AGENT_TOKEN_TTL_S * 1_000,
+    writeQueueMax: input.CITADEL_WRITE_QUEUE_MAX,
     budgets: {
       enrollmentPerIp: windowOf(input.CITADEL_ENROLL_BUDGET_PER_HOUR, 3_600_000),
       threatsPerAgent: windowOf(input.CITADEL_THREAT_BUDGET_PER_HOUR, 3_600_000),

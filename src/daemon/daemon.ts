@@ -27,6 +27,7 @@ import { CitadelError } from '../errors/catalogue.ts';
 import { FeedHub } from '../feed/feed-hub.ts';
 import { feedRoute } from '../feed/feed-route.ts';
 import { buildHttpApp } from '../http/app.ts';
+import { arrivedOverTls } from '../http/forwarded.ts';
 import { createRedirectServer } from '../http/redirect.ts';
 import { answerHeaders, headerProfileOf } from '../http/security-headers.ts';
 import type { Logger } from '../log/logger.ts';
@@ -162,7 +163,7 @@ export class Daemon {
       clock,
       log,
       onThreatsStored: (rows) => feed.publishThreats(rows),
-      ...(options.writeBehind ? { settings: options.writeBehind } : {}),
+      settings: { maxPendingThreats: config.writeQueueMax, ...options.writeBehind },
     });
     await bootstrapCredentials(pool, hasher, config.dataDir, log);
 
@@ -190,9 +191,10 @@ export class Daemon {
       isReady,
     };
     const { app, server } = await buildHttpApp(deps, tls);
-    const sockets = createWsSocketServer(
-      log.child({ component: 'transport' }),
-      answerHeaders(headerProfileOf(config), true),
+    const headerProfile = headerProfileOf(config);
+    const isTrustedProxy = addressMatcher(config.trustedProxies);
+    const sockets = createWsSocketServer(log.child({ component: 'transport' }), (request) =>
+      answerHeaders(headerProfile, arrivedOverTls(request, isTrustedProxy)),
     );
     const sessionDeps = {
       pool,
@@ -217,9 +219,10 @@ export class Daemon {
       http = createRedirectServer({
         publicHost: config.publicHost,
         serveLoopback: config.environment === 'development',
-        isTrustedProxy: addressMatcher(config.trustedProxies),
-        headers: headerProfileOf(config),
+        isTrustedProxy,
+        headers: headerProfile,
         serve: (request, response) => app.routing(request, response),
+        serveUpgrade: sockets.upgradeListener(routes),
       });
       await listen(http, config.httpListen.host, config.httpListen.port);
     }
@@ -265,20 +268,18 @@ export class Daemon {
     this.#http?.close();
     this.#sockets.stop();
     this.#expiry?.stop();
-    const spread = (index: number) =>
-      `restarting; reconnect_after_ms=${1_000 + Math.floor(Math.random() * reconnectSpreadMs) + (index % 2)}`;
+    this.writeBehind.closeIntake();
+    await this.#drain('shutdown:queue-flushed', queueDrainMs);
+
     for (const session of this.registry.all()) {
       this.writeBehind.recordLiveness(session.agentId, 'offline', null);
     }
-    this.#sockets.closeAll(closeCodes.restarting, spread);
+    this.#sockets.closeAll(closeCodes.restarting, reconnectHint);
     this.#refusals.flush();
     this.log.info('shutdown:sockets-closed');
-    try {
-      await this.writeBehind.drain();
-      this.log.info('shutdown:queue-flushed');
-    } catch (error) {
-      this.log.error({ err: error, depth: this.writeBehind.depth }, 'shutdown:queue-not-flushed');
-    }
+    await this.#drain('shutdown:final-flush', finalDrainMs);
+    this.writeBehind.stop();
+
     await this.#app.close().catch(() => {});
     this.#https.closeAllConnections();
     this.#http?.closeAllConnections();
@@ -287,6 +288,39 @@ export class Daemon {
     await this.#embedded?.stop();
     this.log.info('shutdown:done');
   }
+
+  async #drain(step: string, timeoutMs: number): Promise<void> {
+    try {
+      await this.writeBehind.drain(timeoutMs);
+      this.log.info(step);
+    } catch (error) {
+      const depth = this.writeBehind.depth;
+      this.log.error({ err: error, depth }, `${step} failed; unacked threats will be resent`);
+    }
+  }
+
+  /**
+   * The second signal: close every socket, stop the embedded server, give
+   * up on what is queued. Nothing unacked is lost: agents resend it.
+   */
+  async forceStop(): Promise<void> {
+    this.log.warn({ depth: this.writeBehind.depth }, 'shutdown:forced');
+    this.writeBehind.stop();
+    this.#sockets.closeAll(closeCodes.restarting, reconnectHint);
+    this.#https.closeAllConnections();
+    this.#http?.closeAllConnections();
+    await this.#embedded?.stop();
+  }
+}
+
+/** Drain budget before sockets close: the whole stop fits systemd's 10 s with room. */
+const queueDrainMs = 5_000;
+const finalDrainMs = 2_000;
+
+/** The close reason of a restart: a reconnect delay spread across agents with jitter. */
+function reconnectHint(): string {
+  const delayMs = 1_000 + Math.floor(Math.random() * reconnectSpreadMs);
+  return `restarting; reconnect_after_ms=${delayMs}`;
 }
 
 function listen(server: HttpsServer | HttpServer, host: string, port: number): Promise<void> {

@@ -80,6 +80,8 @@ export interface EmbeddedDatabaseOptions {
   readonly dataDir: string;
   readonly runAsUser: string | undefined;
   readonly log: Logger;
+  /** A fixed port; by default a free one is chosen at each start. */
+  readonly port?: number;
 }
 
 export class EmbeddedDatabase {
@@ -89,6 +91,7 @@ export class EmbeddedDatabase {
   readonly #runAs: RunAs | undefined;
   #process: ChildProcess | undefined;
   #port = 0;
+  readonly #fixedPort: number | undefined;
   #password = '';
 
   constructor(options: EmbeddedDatabaseOptions) {
@@ -96,6 +99,7 @@ export class EmbeddedDatabase {
     this.#clusterDir = path.join(options.dataDir, 'pg');
     this.#log = options.log.child({ component: 'embedded-db' });
     this.#runAs = resolveRunAs(options.runAsUser);
+    this.#fixedPort = options.port;
   }
 
   /** The URI of the daemon's database on the running server. */
@@ -116,7 +120,7 @@ export class EmbeddedDatabase {
     this.#password = this.#readOrCreatePassword();
     if (!existsSync(path.join(this.#clusterDir, 'PG_VERSION'))) await this.#initdb(binaries);
     await this.#clearStalePidFile();
-    this.#port = await freePort();
+    this.#port = this.#fixedPort ?? (await freePort());
     this.#spawn(binaries);
     await this.#waitUntilAccepting();
     await this.#ensureDatabase();

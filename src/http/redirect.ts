@@ -10,16 +10,12 @@
  *   `X-Forwarded-Proto: https`, that it terminated TLS for the client. This
  *   is what keeps a TLS-terminating proxy out of a redirect loop.
  */
-import {
-  createServer,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { CitadelError } from '../errors/catalogue.ts';
 import { isLoopback } from '../net/addresses.ts';
-import { answerMalformedRequest } from './raw-answer.ts';
+import { forwardedOverTls } from './forwarded.ts';
+import { answerMalformedRequest, rawAnswer } from './raw-answer.ts';
 import { answerHeaders, type HeaderProfile } from './security-headers.ts';
 
 export interface RedirectSettings {
@@ -32,6 +28,8 @@ export interface RedirectSettings {
   readonly headers: HeaderProfile;
   /** Serves a request as HTTPS would (Fastify's router). */
   readonly serve: (request: IncomingMessage, response: ServerResponse) => void;
+  /** Serves a socket upgrade as HTTPS would (the agent and feed sockets). */
+  readonly serveUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 /** What the listener does with a request, from its socket and one proxy header. */
@@ -45,14 +43,6 @@ export function redirectDecision(
   }
   if (settings.isTrustedProxy(remoteAddress) && forwardedOverTls(request.headers)) return 'serve';
   return 'redirect';
-}
-
-/** Every hop the proxies recorded was HTTPS; any `http` (or nothing) is not enough. */
-function forwardedOverTls(headers: IncomingHttpHeaders): boolean {
-  const raw = headers['x-forwarded-proto'];
-  if (raw === undefined) return false;
-  const hops = (Array.isArray(raw) ? raw.join(',') : raw).split(',');
-  return hops.every((hop) => hop.trim().toLowerCase() === 'https');
 }
 
 /** The HTTPS URL for a request target; an absolute-form target keeps only path and query. */
@@ -73,9 +63,7 @@ export function createRedirectServer(settings: RedirectSettings): Server {
       return;
     }
     const location = redirectTarget(settings.publicHost, request.url);
-    const body = JSON.stringify(
-      new CitadelError('https_required', { details: { location } }).toBody(),
-    );
+    const body = JSON.stringify(httpsRequired(location).toBody());
     response.writeHead(308, {
       Location: location,
       'Content-Type': 'application/json',
@@ -83,6 +71,21 @@ export function createRedirectServer(settings: RedirectSettings): Server {
     });
     response.end(body);
   });
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (redirectDecision(request, settings) === 'serve') {
+      settings.serveUpgrade(request, socket, head);
+      return;
+    }
+    const location = redirectTarget(settings.publicHost, request.url);
+    socket.on('error', () => socket.destroy());
+    socket.end(
+      rawAnswer(308, { ...headers, Location: location }, httpsRequired(location).toBody()),
+    );
+  });
   server.on('clientError', answerMalformedRequest(headers));
   return server;
+}
+
+function httpsRequired(location: string): CitadelError {
+  return new CitadelError('https_required', { details: { location } });
 }

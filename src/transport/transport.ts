@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 
 /** One accepted socket, as the layers above see it. */
 export interface Connection {
@@ -34,9 +35,16 @@ export interface SocketRoute<Principal> {
   accept(connection: Connection, principal: Principal, request: IncomingMessage): void;
 }
 
+export type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
 export interface SocketServer {
   /** Starts serving upgrades on the HTTPS server for the given routes. */
   attach(server: HttpsServer, routes: ReadonlyArray<SocketRoute<unknown>>): void;
+  /**
+   * The same service as a listener, for a server that decides first which
+   * upgrades to pass on (the plain-HTTP listener behind a trusted proxy).
+   */
+  upgradeListener(routes: ReadonlyArray<SocketRoute<unknown>>): UpgradeListener;
   /** Open sockets across all routes. */
   readonly openCount: number;
   /** Closes every socket with the code and reason; for shutdown. */

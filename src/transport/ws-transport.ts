@@ -13,7 +13,7 @@ import { carriesCredential, credentialInUrl } from '../credentials/url-guard.ts'
 import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
 import type { Logger } from '../log/logger.ts';
 import { maxFrameBytes } from '../sessions/protocol.ts';
-import type { Connection, SocketRoute, SocketServer } from './transport.ts';
+import type { Connection, SocketRoute, SocketServer, UpgradeListener } from './transport.ts';
 
 export const pingIntervalMs = 30_000;
 
@@ -68,18 +68,14 @@ class WsConnection implements Connection {
 }
 
 /**
- * The socket server. `securityHeaders` go on every refused upgrade, like on
- * every HTTP answer (see `answerHeaders` in src/http/security-headers.ts).
+ * The socket server. `securityHeaders` gives the headers for a refused
+ * upgrade, like those of every HTTP answer (`answerHeaders` in
+ * src/http/security-headers.ts); they depend on whether it came over TLS.
  */
 export function createWsSocketServer(
   log: Logger,
-  securityHeaders: Readonly<Record<string, string>>,
+  securityHeaders: (request: IncomingMessage) => Readonly<Record<string, string>>,
 ): SocketServer {
-  const refusalHeaders = [
-    'Content-Type: application/json',
-    ...Object.entries(securityHeaders).map(([name, value]) => `${name}: ${value}`),
-    'Connection: close',
-  ];
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: maxFrameBytes,
@@ -99,7 +95,12 @@ export function createWsSocketServer(
   }, pingIntervalMs);
   pinger.unref();
 
-  function refuse(socket: Duplex, error: unknown): void {
+  function refuse(request: IncomingMessage, socket: Duplex, error: unknown): void {
+    const refusalHeaders = [
+      'Content-Type: application/json',
+      ...Object.entries(securityHeaders(request)).map(([name, value]) => `${name}: ${value}`),
+      'Connection: close',
+    ];
     const known = isCitadelError(error) ? error : new CitadelError('internal_error');
     if (!isCitadelError(error)) log.error({ err: error }, 'transport:upgrade-failed');
     const body = JSON.stringify({ error: { code: known.code, message: known.message } });
@@ -125,13 +126,13 @@ export function createWsSocketServer(
     socket.on('error', () => socket.destroy());
     const url = new URL(request.url ?? '/', 'https://localhost');
     const route = routes.find((r) => r.path === url.pathname);
-    if (!route) return refuse(socket, new CitadelError('not_found'));
-    if (carriesCredential(url)) return refuse(socket, credentialInUrl());
+    if (!route) return refuse(request, socket, new CitadelError('not_found'));
+    if (carriesCredential(url)) return refuse(request, socket, credentialInUrl());
     let principal: unknown;
     try {
       principal = await route.authenticate(request);
     } catch (error) {
-      return refuse(socket, error);
+      return refuse(request, socket, error);
     }
     if (socket.destroyed) return;
     wss.handleUpgrade(request, socket, head, (ws) => {
@@ -145,9 +146,12 @@ export function createWsSocketServer(
 
   return {
     attach(server: HttpsServer, routes: ReadonlyArray<SocketRoute<unknown>>): void {
-      server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      server.on('upgrade', this.upgradeListener(routes));
+    },
+    upgradeListener(routes: ReadonlyArray<SocketRoute<unknown>>): UpgradeListener {
+      return (request, socket, head) => {
         void upgrade(routes, request, socket, head);
-      });
+      };
     },
     get openCount() {
       return open.size;

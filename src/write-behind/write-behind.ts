@@ -80,6 +80,7 @@ export class WriteBehind {
   #isolate = 0;
   #committedBatches = 0;
   #stopped = false;
+  #intakeClosed = false;
 
   constructor(options: WriteBehindOptions) {
     this.#pool = options.pool;
@@ -108,7 +109,9 @@ export class WriteBehind {
 
   /** Resolves with the stored row once committed, or `null` for a duplicate. */
   submitThreat(report: ThreatReport): Promise<ThreatRow | null> {
-    if (this.#stopped) return Promise.reject(new CitadelError('storage_unavailable'));
+    if (this.#stopped || this.#intakeClosed) {
+      return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs: 5_000 }));
+    }
     if (this.#threats.length >= this.#settings.maxPendingThreats) {
       const retryAfterMs = this.#retryDelayMs();
       return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs }));
@@ -144,6 +147,11 @@ export class WriteBehind {
     this.#schedule();
   }
 
+  /** Refuses new threats (`storage_unavailable`) while what is queued drains; for shutdown. */
+  closeIntake(): void {
+    this.#intakeClosed = true;
+  }
+
   /** Flushes everything queued; for shutdown. Rejects after `timeoutMs`. */
   async drain(timeoutMs = 8_000): Promise<void> {
     const deadline = this.#clock.monotonicMs() + timeoutMs;
@@ -155,8 +163,13 @@ export class WriteBehind {
       else await this.#flush();
       if (this.#failures > 0) await pause(this.#retryDelayMs());
     }
+  }
+
+  /** Stops the flush timer; nothing more is written. */
+  stop(): void {
     this.#stopped = true;
     if (this.#timer) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #hasWork(): boolean {

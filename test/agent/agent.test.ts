@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ReferenceAgent, type AgentSettings } from '../../src/agent/agent.ts';
+import { type AgentSettings, ReferenceAgent } from '../../src/agent/agent.ts';
 import { isClientError } from '../../src/agent/errors.ts';
 import { parseReportLine } from '../../src/agent/report.ts';
 import { systemClock } from '../../src/clock/clock.ts';

@@ -5,8 +5,10 @@
  * on it, and it is not the daemon: its only job is to speak the contract.
  */
 import { X509Certificate } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import selfsigned from 'selfsigned';
 import { WebSocket, WebSocketServer } from 'ws';
 
@@ -140,7 +142,7 @@ export class FakeDaemon {
     response.end(reply.body === undefined ? '' : JSON.stringify(reply.body));
   }
 
-  #onUpgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
+  #onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.upgrades.push(request);
     const refusal = this.decideUpgrade(request);
     if (refusal !== undefined) {

@@ -51,7 +51,8 @@ describe('parseReportLine', () => {
   it('refuses unknown fields, a malformed id and a time without an offset', () => {
     expect(refusalOf('{"threat_type":"x","severity":1,"title":"t","extra":1}')).toMatch(/extra/);
     expect(refusalOf('{"id":"abc","threat_type":"x","severity":1,"title":"t"}')).toContain('id');
-    const noOffset = '{"threat_type":"x","severity":1,"title":"t","detected_at":"2026-01-01T00:00:00"}';
+    const noOffset =
+      '{"threat_type":"x","severity":1,"title":"t","detected_at":"2026-01-01T00:00:00"}';
     expect(refusalOf(noOffset)).toContain('detected_at');
   });
 

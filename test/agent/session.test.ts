@@ -2,11 +2,11 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Clock, ManualClock, systemClock } from '../../src/clock/clock.ts';
-import { silentLogger } from '../../src/log/logger.ts';
 import { Outbox } from '../../src/agent/outbox.ts';
 import { parseReportLine, type ThreatReport } from '../../src/agent/report.ts';
 import { AgentSession, type SessionSettings } from '../../src/agent/session.ts';
+import { type Clock, ManualClock, systemClock } from '../../src/clock/clock.ts';
+import { silentLogger } from '../../src/log/logger.ts';
 import { FakeDaemon, FrameLog, send, welcome } from './fake-daemon.ts';
 
 let daemon: FakeDaemon;
@@ -81,7 +81,11 @@ describe('AgentSession', () => {
     const { socket, frames } = await accepted();
     send(socket, welcome());
 
-    const sent = [await frames.next('threat'), await frames.next('threat'), await frames.next('threat')];
+    const sent = [
+      await frames.next('threat'),
+      await frames.next('threat'),
+      await frames.next('threat'),
+    ];
     expect(sent.map((frame) => frame['id'])).toEqual(reports.map((each) => each.id));
     expect(sent[0]).toEqual({ type: 'threat', ...reports[0] });
 
@@ -111,7 +115,13 @@ describe('AgentSession', () => {
     await frames.next('threat');
 
     const refusedAt = Date.now();
-    send(socket, { type: 'error', code: 'rate_limited', message: 'over', ref: refused.id, retry_after_ms: 300 });
+    send(socket, {
+      type: 'error',
+      code: 'rate_limited',
+      message: 'over',
+      ref: refused.id,
+      retry_after_ms: 300,
+    });
     const again = await frames.next('threat');
     expect(again['id']).toBe(refused.id);
     expect(Date.now() - refusedAt).toBeGreaterThanOrEqual(250);

@@ -5,20 +5,13 @@
  * pin, all against the real daemon process.
  */
 
-import { spawn } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createTcpServer, type Server } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import { httpsJson, openSocket, wssUrl } from '../support/clients.ts';
-import {
-  bootstrapSecret,
-  projectRoot,
-  type RunningDaemon,
-  startDaemon,
-  tempDir,
-} from '../support/daemon.ts';
+import { bootstrapSecret, type RunningDaemon, startDaemon, tempDir } from '../support/daemon.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { handshake, makeCertificate, type TestCertificate } from '../support/tls.ts';
 
@@ -231,26 +224,5 @@ describe('a production daemon serving certificate files', () => {
     expect(await failed).toMatchObject({ level: 50 });
     expect((await handshake(daemon.httpsPort)).fingerprint).toBe(next.fingerprint);
     install(next);
-  });
-
-  it('has an agent pinned to the certificate in use enroll and hold a session', async () => {
-    const presented = (await handshake(daemon.httpsPort)).fingerprint;
-    const agent = spawn(
-      process.execPath,
-      [path.join(projectRoot, 'src/main.ts'), ...agentArgs(presented)],
-      { cwd: projectRoot, stdio: ['pipe', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    agent.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => agent.on('exit', resolve));
-    try {
-      const opened = await daemon.waitForLog('session:opened', 20_000).catch(() => stderr);
-      expect(opened).toMatchObject({ msg: 'session:opened' });
-    } finally {
-      agent.kill('SIGTERM');
-    }
-    expect(await exited).toBe(0);
   });
 });

@@ -4,12 +4,14 @@
  * plain HTTP from 127.0.0.1 is redirected; the proxy's `X-Forwarded-Proto:
  * https` is believed from 127.0.0.2 alone.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpsJson } from '../support/clients.ts';
-import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
+import { WebSocket } from 'ws';
+import { httpsJson, TestSocket } from '../support/clients.ts';
+import { bootstrapSecret, type RunningDaemon, startDaemon } from '../support/daemon.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { expectSecurityHeaders } from '../support/headers.ts';
-import { plainRequest } from '../support/raw-http.ts';
+import { headersOf, plainRequest } from '../support/raw-http.ts';
 
 const publicHost = 'citadel.example.test';
 const proxy = '127.0.0.2';
@@ -50,11 +52,12 @@ describe('a staging daemon behind a trusted proxy', () => {
   });
 
   it('redirects the proxy when it forwarded plain HTTP, or says nothing', async () => {
-    for (const headers of [
+    const claims: Array<Record<string, string>> = [
       { 'x-forwarded-proto': 'http' },
       {},
       { 'x-forwarded-proto': 'https, http' },
-    ]) {
+    ];
+    for (const headers of claims) {
       const response = await viaHttp(proxy, headers);
       expect(response.status).toBe(308);
       expect(response.headers['location']).toBe(`https://${publicHost}/healthz?probe=1`);
@@ -78,4 +81,58 @@ describe('a staging daemon behind a trusted proxy', () => {
     const response = await httpsJson(daemon.baseUrl, daemon.ca, 'GET', '/healthz');
     expect(response.headers['strict-transport-security']).toBe('max-age=86400');
   });
+
+  it('passes the proxy’s socket upgrades to the agent session', async () => {
+    const enrolled = await httpsJson(daemon.baseUrl, daemon.ca, 'POST', '/api/v1/enroll', {
+      body: { hostname: 'behind-proxy', enrollment_secret: bootstrapSecret(daemon) },
+    });
+    expect(enrolled.status).toBe(201);
+    const ws = new WebSocket(`ws://127.0.0.1:${daemon.httpPort}/api/v1/agent`, {
+      localAddress: proxy,
+      headers: { authorization: `Bearer ${enrolled.body.token}`, 'x-forwarded-proto': 'https' },
+    });
+    const session = new TestSocket(ws);
+    const welcome = await session.next((m) => m.type === 'welcome');
+    expect(welcome.agent_id).toBe(enrolled.body.agent_id);
+    await session.close();
+  });
+
+  it('refuses the proxy’s unauthenticated upgrade with the headers and HSTS', async () => {
+    const answer = headersOf(await rawUpgrade(proxy, { 'X-Forwarded-Proto': 'https' }));
+    expect(answer.status).toBe(401);
+    expectSecurityHeaders(answer.headers);
+    expect(answer.headers['strict-transport-security']).toBe('max-age=86400');
+  });
+
+  it('redirects an upgrade from an untrusted peer, forged X-Forwarded-Proto and all', async () => {
+    const answer = headersOf(await rawUpgrade('127.0.0.1', { 'X-Forwarded-Proto': 'https' }));
+    expect(answer.status).toBe(308);
+    expect(answer.headers['location']).toBe(`https://${publicHost}/api/v1/agent`);
+    expectSecurityHeaders(answer.headers);
+    expect(answer.headers['strict-transport-security']).toBeUndefined();
+  });
 });
+
+/** A WebSocket upgrade request written by hand, from a chosen source address. */
+function rawUpgrade(from: string, extra: Record<string, string>): Promise<string> {
+  const lines = [
+    'GET /api/v1/agent HTTP/1.1',
+    'Host: 127.0.0.1',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    ...Object.entries(extra).map(([name, value]) => `${name}: ${value}`),
+  ];
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: daemon.httpPort, localAddress: from });
+    let received = '';
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer in time')));
+    socket.on('connect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(received));
+  });
+}

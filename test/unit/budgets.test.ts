@@ -20,7 +20,8 @@ describe('a sliding window', () => {
   it('refuses the event past the limit until the oldest counted one leaves the window', () => {
     const times: number[] = [];
     const spec = { limit: 5, windowMs: hour };
-    for (let i = 0; i < 5; i += 1) expect(spend(times, spec, 1_000 + i * 60_000).allowed).toBe(true);
+    for (let i = 0; i < 5; i += 1)
+      expect(spend(times, spec, 1_000 + i * 60_000).allowed).toBe(true);
     const refused = spend(times, spec, 10 * 60_000);
     expect(refused).toEqual({ allowed: false, retryAfterMs: 1_000 + hour - 10 * 60_000 });
     if (refused.allowed) return;

@@ -47,6 +47,7 @@ type FeedEnd =
 
 const forwardedTypes = new Set(['threat', 'threat_updated']);
 const maxFeedFrameBytes = 4 * 1024 * 1024;
+const closeGraceMs = 2_000;
 
 /** Follows the feed until `stop()`; rejects with a `ClientError` on a final refusal. */
 export class FeedClient {
@@ -80,8 +81,12 @@ export class FeedClient {
 
   stop(): void {
     this.#stopping = true;
-    this.#socket?.close(1000, 'client stopping');
     this.#wake?.();
+    const socket = this.#socket;
+    if (!socket) return;
+    socket.close(1000, 'client stopping');
+    // A server that never finishes the closing handshake must not hold the exit up.
+    setTimeout(() => socket.terminate(), closeGraceMs).unref();
   }
 
   #decideAfter(end: FeedEnd): number {
