@@ -19,6 +19,7 @@ export interface BenchDatabase {
 
 export async function createBenchDatabase(): Promise<BenchDatabase> {
   const adminUrl = process.env['BENCH_DATABASE_URL'] ?? defaultAdminUrl;
+  await dropOrphans(adminUrl);
   const name = `citadel_bench_${process.pid}_${Date.now()}`;
   await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`));
   const url = new URL(adminUrl);
@@ -46,5 +47,28 @@ export async function withClient<T>(
     return await work(client);
   } finally {
     await client.end();
+  }
+}
+
+/** Drops benchmark databases left by runs whose process is gone (a watchdog stop, a kill). */
+async function dropOrphans(adminUrl: string): Promise<void> {
+  await withClient(adminUrl, async (client) => {
+    const found = await client.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'citadel\\_bench\\_%'",
+    );
+    for (const { datname } of found.rows) {
+      const pid = Number(/^citadel_bench_(\d+)_\d+$/.exec(datname)?.[1]);
+      if (!Number.isInteger(pid) || isAlive(pid)) continue;
+      await client.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+    }
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -32,6 +32,8 @@ export interface Machine {
 
 export interface RunResults {
   readonly profile: string;
+  /** File name stem of the outputs: the profile, plus the figures when `--only` chose some. */
+  readonly stem: string;
   readonly command: string;
   readonly startedAt: string;
   finishedAt?: string;
@@ -67,10 +69,10 @@ export function writeReport(results: RunResults, updateMarkdown: boolean): strin
     writeFileSync(file, text);
     written.push(file);
   };
-  write(`${results.profile}.json`, `${JSON.stringify(results, null, 2)}\n`);
-  if (results.memory) write(`${results.profile}-memory.svg`, memoryChart(results.memory));
-  if (results.feed) write(`${results.profile}-latency.svg`, latencyChart(results.feed));
-  if (updateMarkdown && existsSync(benchmarksFile)) {
+  write(`${results.stem}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  if (results.memory) write(`${results.stem}-memory.svg`, memoryChart(results.memory));
+  if (results.feed) write(`${results.stem}-latency.svg`, latencyChart(results.feed));
+  if (updateMarkdown && results.stem === results.profile && existsSync(benchmarksFile)) {
     const block = markdownBlock(results);
     const text = readFileSync(benchmarksFile, 'utf8');
     const start = `<!-- bench:${results.profile}:start -->`;

@@ -74,6 +74,7 @@ watchdog.unref();
 
 const results: RunResults = {
   profile: profile.name,
+  stem: flags.only ? `${profile.name}-${[...selected].join('+')}` : profile.name,
   command,
   startedAt: new Date().toISOString(),
   machine: describeMachine(postgresVersion(), openFilesLimit()),

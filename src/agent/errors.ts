@@ -87,6 +87,16 @@ export const clientErrorCatalogue = {
     exitStatus: exitStatus.failed,
     message: 'The outbox holds too many unacknowledged reports.',
   },
+  rules_invalid: {
+    retryable: false,
+    exitStatus: exitStatus.usage,
+    message: 'The detection rule file is not valid; the message names the rule and field.',
+  },
+  detector_unavailable: {
+    retryable: false,
+    exitStatus: exitStatus.failed,
+    message: 'A detector cannot run on this host; the message says what it needs.',
+  },
 } as const satisfies Record<string, ClientErrorSpec>;
 
 export type ClientErrorCode = keyof typeof clientErrorCatalogue;

@@ -51,6 +51,7 @@ const inputSchema = z
     CITADEL_DATA_DIR: z.string().min(1),
     CITADEL_LISTEN: hostPort,
     CITADEL_HTTP_LISTEN: z.union([hostPort, z.literal('off')]),
+    CITADEL_METRICS_LISTEN: z.union([hostPort, z.literal('off')]),
     CITADEL_PUBLIC_HOST: z.string().min(1).optional(),
     CITADEL_HEARTBEAT_INTERVAL_S: positiveInt.max(3_600),
     CITADEL_EMBEDDED_DB_USER: z.string().min(1).optional(),
@@ -98,6 +99,7 @@ export const defaultInput: Readonly<Input> = Object.freeze({
   CITADEL_DATA_DIR: './data',
   CITADEL_LISTEN: '127.0.0.1:8443',
   CITADEL_HTTP_LISTEN: '127.0.0.1:8080',
+  CITADEL_METRICS_LISTEN: 'off',
   CITADEL_HEARTBEAT_INTERVAL_S: 60,
   CITADEL_ENROLL_BUDGET_PER_HOUR: 5,
   CITADEL_THREAT_BUDGET_PER_HOUR: 100,
@@ -144,6 +146,8 @@ export interface Config {
   readonly dataDir: string;
   readonly listen: Listen;
   readonly httpListen: Listen | undefined;
+  /** A plain listener for Prometheus alone; off unless configured. */
+  readonly metricsListen: Listen | undefined;
   /** The canonical host name used in redirects; never taken from a request. */
   readonly publicHost: string;
   readonly heartbeatIntervalMs: number;
@@ -250,6 +254,8 @@ function resolve(input: z.output<typeof inputSchema>, cwd: string): Config {
     listen,
     httpListen:
       input.CITADEL_HTTP_LISTEN === 'off' ? undefined : parseListen(input.CITADEL_HTTP_LISTEN),
+    metricsListen:
+      input.CITADEL_METRICS_LISTEN === 'off' ? undefined : parseListen(input.CITADEL_METRICS_LISTEN),
     publicHost: input.CITADEL_PUBLIC_HOST ?? publicHostOf(listen),
     heartbeatIntervalMs: input.CITADEL_HEARTBEAT_INTERVAL_S * 1_000,
     bcryptCost: input.CITADEL_BCRYPT_COST,

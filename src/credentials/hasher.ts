@@ -13,6 +13,8 @@ export interface HasherSettings {
   readonly cost: number;
   readonly concurrency: number;
   readonly maxQueued: number;
+  /** Told how long each admitted check waited for its slot (for metrics). */
+  readonly onWait?: (waitedMs: number) => void;
 }
 
 export const defaultHasherSettings: HasherSettings = Object.freeze({
@@ -43,6 +45,7 @@ export class Hasher {
   }
 
   async #admit<T>(work: () => Promise<T>): Promise<T> {
+    const queuedAt = performance.now();
     if (this.#running >= this.#settings.concurrency) {
       if (this.#waiting.length >= this.#settings.maxQueued) {
         throw new CitadelError('overloaded', { retryAfterMs: 1_000 });
@@ -51,6 +54,7 @@ export class Hasher {
     } else {
       this.#running += 1;
     }
+    this.#settings.onWait?.(performance.now() - queuedAt);
     try {
       return await work();
     } finally {

@@ -27,6 +27,8 @@ import { CitadelError } from '../errors/catalogue.ts';
 import { FeedHub } from '../feed/feed-hub.ts';
 import { feedRoute } from '../feed/feed-route.ts';
 import { buildHttpApp } from '../http/app.ts';
+import { createMetricsServer } from '../metrics/metrics-server.ts';
+import { DaemonMetrics } from '../metrics/metrics.ts';
 import { arrivedOverTls } from '../http/forwarded.ts';
 import { createRedirectServer } from '../http/redirect.ts';
 import { answerHeaders, headerProfileOf } from '../http/security-headers.ts';
@@ -69,6 +71,7 @@ export class Daemon {
   readonly #http: HttpServer | undefined;
   readonly #sockets: SocketServer;
   readonly #refusals: RefusalLedger;
+  readonly #metricsServer: HttpServer | undefined;
   #tls: TlsMaterial;
   #expiry: ExpiryWatch | undefined;
   #stopping: Promise<void> | undefined;
@@ -85,6 +88,7 @@ export class Daemon {
     http: HttpServer | undefined;
     sockets: SocketServer;
     refusals: RefusalLedger;
+    metricsServer: HttpServer | undefined;
     tls: TlsMaterial;
   }) {
     this.config = parts.config;
@@ -98,6 +102,7 @@ export class Daemon {
     this.#http = parts.http;
     this.#sockets = parts.sockets;
     this.#refusals = parts.refusals;
+    this.#metricsServer = parts.metricsServer;
     this.#tls = parts.tls;
   }
 
@@ -154,7 +159,13 @@ export class Daemon {
     tls: TlsMaterial,
   ): Promise<Daemon> {
     const { config, log } = options;
-    const hasher = new Hasher({ cost: config.bcryptCost, ...options.hasher });
+    let metrics: DaemonMetrics | undefined;
+    let current: Daemon | undefined;
+    const hasher = new Hasher({
+      cost: config.bcryptCost,
+      onWait: (waitedMs) => metrics?.bcryptWaitSeconds.observe(waitedMs / 1_000),
+      ...options.hasher,
+    });
     const feed = new FeedHub();
     const budgets = createBudgetServices(config, clock, (event) => writeBehind.appendAudit(event));
     const registry = new SessionRegistry();
@@ -164,6 +175,22 @@ export class Daemon {
       log,
       onThreatsStored: (rows) => feed.publishThreats(rows),
       settings: { maxPendingThreats: config.writeQueueMax, ...options.writeBehind },
+      observer: {
+        committed: (threats, elapsedMs) => {
+          metrics?.batchSize.observe(threats);
+          metrics?.commitSeconds.observe(elapsedMs / 1_000);
+        },
+        failed: () => metrics?.databaseErrors.inc(),
+      },
+    });
+    metrics = new DaemonMetrics({
+      pool,
+      sessions: () => registry.size,
+      feedSubscribers: () => feed.size,
+      writeQueue: () => writeBehind.depth,
+      bcryptQueue: () => hasher.queueDepth,
+      refusals: () => budgets.refusals.totals(),
+      certificatePem: () => (current ? current.#tls.cert : tls.cert),
     });
     await bootstrapCredentials(pool, hasher, config.dataDir, log);
 
@@ -186,6 +213,7 @@ export class Daemon {
       registry,
       feed,
       budgets,
+      metrics,
       clock,
       log,
       isReady,
@@ -206,6 +234,7 @@ export class Daemon {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       agentTokenTtlMs: config.agentTokenTtlMs,
       budgets,
+      countMessage: (type: string) => metrics?.messages.inc({ type }),
     };
     const routes = [
       agentRoute(sessionDeps),
@@ -226,6 +255,11 @@ export class Daemon {
       });
       await listen(http, config.httpListen.host, config.httpListen.port);
     }
+    let metricsServer: HttpServer | undefined;
+    if (config.metricsListen) {
+      metricsServer = createMetricsServer(metrics);
+      await listen(metricsServer, config.metricsListen.host, config.metricsListen.port);
+    }
     const daemon = new Daemon({
       config,
       log,
@@ -238,8 +272,10 @@ export class Daemon {
       http,
       sockets,
       refusals: budgets.refusals,
+      metricsServer,
       tls,
     });
+    current = daemon;
     daemon.#expiry = watchCertificateExpiry({ current: () => daemon.#tls, clock, log });
     log.info(
       { httpsPort: daemon.ports.https, httpPort: daemon.ports.http ?? null },
@@ -266,6 +302,7 @@ export class Daemon {
     this.log.info({ sessions: this.registry.size }, 'shutdown:listeners-closing');
     this.#https.close();
     this.#http?.close();
+    this.#metricsServer?.close();
     this.#sockets.stop();
     this.#expiry?.stop();
     this.writeBehind.closeIntake();

@@ -15,6 +15,7 @@ import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerEnrollRoutes } from './routes/enroll.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerThreatRoutes } from './routes/threats.ts';
 import { answerHeaders, headerProfileOf, registerSecurityHeaders } from './security-headers.ts';
 
@@ -65,6 +66,7 @@ export async function buildHttpApp(
     if (carriesCredential(new URL(request.url, 'https://localhost'))) throw credentialInUrl();
   });
   registerHealthRoutes(app, deps);
+  registerMetricsRoute(app, deps);
   registerEnrollRoutes(app, deps);
   registerAgentRoutes(app, deps);
   registerThreatRoutes(app, deps);

@@ -2,6 +2,7 @@
 import type { DatabasePool } from 'slonik';
 import type { BudgetServices } from '../budgets/budget-services.ts';
 import type { Clock } from '../clock/clock.ts';
+import type { DaemonMetrics } from '../metrics/metrics.ts';
 import type { Config } from '../config/config.ts';
 import type { Hasher } from '../credentials/hasher.ts';
 import type { FeedHub } from '../feed/feed-hub.ts';
@@ -17,6 +18,7 @@ export interface HttpDeps {
   readonly registry: SessionRegistry;
   readonly feed: FeedHub;
   readonly budgets: BudgetServices;
+  readonly metrics: DaemonMetrics;
   readonly clock: Clock;
   readonly log: Logger;
   /** Whether the database answers and migrations are applied. */

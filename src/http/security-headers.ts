@@ -123,6 +123,6 @@ export async function registerSecurityHeaders(
   app.addHook('onSend', async (request, reply) => {
     reply.header('Permissions-Policy', permissionsPolicy);
     reply.header('Cache-Control', 'no-store');
-    if (false) reply.header('Strict-Transport-Security', hsts);
+    if (reachedOverTls(request)) reply.header('Strict-Transport-Security', hsts);
   });
 }

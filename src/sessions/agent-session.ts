@@ -37,6 +37,8 @@ export interface SessionDeps {
   readonly heartbeatIntervalMs: number;
   readonly agentTokenTtlMs: number;
   readonly budgets: BudgetServices;
+  /** Counts a received message by type, `invalid` for refused ones (for metrics). */
+  readonly countMessage?: (type: string) => void;
 }
 
 export interface AgentIdentity extends AgentPrincipal {
@@ -152,6 +154,7 @@ export class AgentSession implements LiveSession {
 
   #onText(text: string): void {
     const parsed = parseInbound(text);
+    this.deps.countMessage?.(parsed.ok ? parsed.message.type : 'invalid');
     if (!parsed.ok) {
       this.rejectMessage(parsed.reason, parsed.ref);
       return;

@@ -62,6 +62,11 @@ export interface WriteBehindOptions {
   /** Called after commit with the threats stored by that transaction. */
   readonly onThreatsStored: (rows: readonly ThreatRow[]) => void;
   readonly settings?: Partial<WriteBehindSettings>;
+  /** Told of each commit and each failed flush (for metrics). */
+  readonly observer?: {
+    committed(threats: number, elapsedMs: number): void;
+    failed(): void;
+  };
 }
 
 export class WriteBehind {
@@ -70,6 +75,7 @@ export class WriteBehind {
   readonly #log: Logger;
   readonly #onThreatsStored: (rows: readonly ThreatRow[]) => void;
   readonly #settings: WriteBehindSettings;
+  readonly #observer: WriteBehindOptions['observer'];
   #threats: PendingThreat[] = [];
   #audit: AuditEvent[] = [];
   #liveness = new Map<string, Liveness>();
@@ -88,6 +94,7 @@ export class WriteBehind {
     this.#log = options.log.child({ component: 'write-behind' });
     this.#onThreatsStored = options.onThreatsStored;
     this.#settings = { ...defaultWriteBehindSettings, ...options.settings };
+    this.#observer = options.observer;
   }
 
   /** Whether the last flush reached the database. */
@@ -242,6 +249,7 @@ export class WriteBehind {
 
   #committed(threats: PendingThreat[], stored: readonly ThreatRow[], startedMs: number): void {
     this.#committedBatches += 1;
+    this.#observer?.committed(threats.length, this.#clock.monotonicMs() - startedMs);
     if (this.#failures > 0) this.#log.info('write-behind:recovered, the database answers again');
     this.#failures = 0;
     if (this.#isolate > 0) this.#isolate -= threats.length;
@@ -265,6 +273,7 @@ export class WriteBehind {
     audit: AuditEvent[],
     liveness: Map<string, Liveness>,
   ): void {
+    this.#observer?.failed();
     if (!isDataError(error)) {
       this.#failures += 1;
       this.#log.error(

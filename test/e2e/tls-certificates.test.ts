@@ -56,7 +56,7 @@ describe('a production start', () => {
       ...env,
     });
 
-  it('is refused in one line with exit code 2 when no certificate files are configured', async () => {
+  it('is refused in one line, exit code 2, when no certificate files are configured', async () => {
     const run = await serve({});
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
@@ -74,15 +74,16 @@ describe('a production start', () => {
     );
   });
 
-  it('is refused in one line naming TLS_KEY_FILE when the key is not the certificate’s', async () => {
+  it('is refused in one line naming TLS_KEY_FILE when the key does not match', async () => {
     const run = await serve({ TLS_CERT_FILE: soon.certFile, TLS_KEY_FILE: next.keyFile });
     expect(run.code).toBe(2);
     expect(run.stderr.trimEnd().split('\n')).toEqual([
-      `citadel-archer: configuration key TLS_KEY_FILE: ${next.keyFile} is not the key of ${soon.certFile}`,
+      `citadel-archer: configuration key TLS_KEY_FILE: ${next.keyFile} ` +
+        `is not the key of ${soon.certFile}`,
     ]);
   });
 
-  it('is refused in one line naming HSTS_PRELOAD when preload comes without subdomains', async () => {
+  it('is refused in one line naming HSTS_PRELOAD when subdomains are not included', async () => {
     const run = await serve({ ...liveEnv(), HSTS_PRELOAD: 'true' });
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^citadel-archer: configuration key HSTS_PRELOAD: [^\n]+\n$/);
@@ -179,7 +180,7 @@ describe('a production daemon serving certificate files', () => {
     });
   });
 
-  it('has a pinned agent refuse a certificate it did not pin, promptly and without retrying', async () => {
+  it('has a pinned agent refuse another certificate at once, without retrying', async () => {
     const before = relayed;
     const run = await runCli(agentArgs(next.fingerprint), {}, 30_000);
     expect(run.code).toBe(3);
@@ -191,7 +192,7 @@ describe('a production daemon serving certificate files', () => {
     expect(relayed - before).toBe(1);
   });
 
-  it('rotates on SIGHUP: new handshakes get the new certificate, the open session stays', async () => {
+  it('rotates on SIGHUP: new handshakes get the new certificate, a session stays', async () => {
     const enrolled = await httpsJson(daemon.baseUrl, soon.cert, 'POST', '/api/v1/enroll', {
       body: { hostname: 'rotation-witness', enrollment_secret: bootstrapSecret(daemon) },
     });

@@ -72,8 +72,8 @@ export function handshake(port: number, options: ConnectionOptions = {}): Promis
     socket.setTimeout(10_000, () => socket.destroy(new Error('handshake timed out')));
     socket.once('error', reject);
     socket.once('secureConnect', () => {
-      const raw = socket.getPeerCertificate().raw;
-      const pem = `-----BEGIN CERTIFICATE-----\n${raw.toString('base64')}\n-----END CERTIFICATE-----\n`;
+      const der = socket.getPeerCertificate().raw.toString('base64');
+      const pem = `-----BEGIN CERTIFICATE-----\n${der}\n-----END CERTIFICATE-----\n`;
       resolve({
         protocol: socket.getProtocol(),
         cipher: socket.getCipher().name,

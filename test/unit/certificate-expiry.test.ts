@@ -64,7 +64,7 @@ describe('the certificate expiry watch', () => {
     watch.stop();
   });
 
-  it('looks again every day, warning once the 30-day window opens and erring once expired', async () => {
+  it('looks daily, warning once within 30 days and erring once expired', async () => {
     const { log, messages } = capturingLogger();
     const clock = new ManualClock(Date.now());
     const watch = watchCertificateExpiry({ current: () => month, clock, log });
