@@ -5,7 +5,7 @@
  * names. An unknown key in the file, an unknown `CITADEL_*` variable, or a
  * bad value stops the start with a message naming the key.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
@@ -178,7 +178,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const cwd = options.cwd ?? process.cwd();
   const fileInput = readConfigFile(options.configFile ?? env['CITADEL_CONFIG'], cwd);
   const envInput = pickEnvironment(env);
-  const parsed = inputSchema.safeParse({ ...defaultInput, ...fileInput, ...envInput });
+  const credentials = readCredentials(env['CREDENTIALS_DIRECTORY']);
+  const parsed = inputSchema.safeParse({
+    ...defaultInput,
+    ...fileInput,
+    ...credentials,
+    ...envInput,
+  });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = issue.path.length > 0 ? issue.path.join('.') : describeUnknown(issue);
@@ -193,6 +199,21 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 function describeUnknown(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') return issue.keys.join(', ');
   return '(unknown)';
+}
+
+/**
+ * Secrets handed over by systemd's `LoadCredential=` (the unit in `systemd/`):
+ * `database-url`, `tls.crt` and `tls.key` in `$CREDENTIALS_DIRECTORY`. They
+ * sit above the config file and below the environment.
+ */
+function readCredentials(dir: string | undefined): Record<string, string> {
+  if (!dir) return {};
+  const found: Record<string, string> = {};
+  const databaseUrl = path.join(dir, 'database-url');
+  if (existsSync(databaseUrl)) found['DATABASE_URL'] = readFileSync(databaseUrl, 'utf8').trim();
+  if (existsSync(path.join(dir, 'tls.crt'))) found['TLS_CERT_FILE'] = path.join(dir, 'tls.crt');
+  if (existsSync(path.join(dir, 'tls.key'))) found['TLS_KEY_FILE'] = path.join(dir, 'tls.key');
+  return found;
 }
 
 function readConfigFile(file: string | undefined, cwd: string): Record<string, unknown> {

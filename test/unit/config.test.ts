@@ -57,3 +57,19 @@ describe('configuration', () => {
     expect(productionProblem(noDb)).toMatch(/external database/);
   });
 });
+
+describe('systemd credentials', () => {
+  it('take the database URL and certificate files from CREDENTIALS_DIRECTORY', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'citadel-creds-'));
+    writeFileSync(path.join(dir, 'database-url'), 'postgres://app:s3cret@db.internal/fleet\n');
+    writeFileSync(path.join(dir, 'tls.crt'), 'x');
+    writeFileSync(path.join(dir, 'tls.key'), 'y');
+    const config = loadConfig({ env: { CREDENTIALS_DIRECTORY: dir } });
+    expect(config.database).toEqual({
+      kind: 'external',
+      connectionUri: 'postgres://app:s3cret@db.internal/fleet',
+    });
+    expect(config.tlsCertFile).toBe(path.join(dir, 'tls.crt'));
+    expect(config.tlsKeyFile).toBe(path.join(dir, 'tls.key'));
+  });
+});
