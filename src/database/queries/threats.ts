@@ -3,6 +3,7 @@
  * filtered, cursor-paged listing, the feed's replay, and status changes.
  */
 import { type CommonQueryMethods, sql } from 'slonik';
+import { z } from 'zod';
 import { type ThreatResolution, type ThreatRow, type ThreatStatus, threatRow } from '../rows.ts';
 
 export const threatColumns = sql.fragment`
@@ -130,4 +131,25 @@ export async function updateThreatStatus(
       resolved_by = CASE WHEN ${!acknowledged} THEN ${change.actor} ELSE resolved_by END
     WHERE id = ${change.id}
     RETURNING ${threatColumns}`);
+}
+
+/** Status changes after the update cursor `since`, in the order they committed. */
+export async function threatsUpdatedSince(
+  db: CommonQueryMethods,
+  filter: { since: number; limit: number },
+): Promise<ReadonlyArray<ThreatRow & { update_seq: number }>> {
+  return db.any(sql.type(threatRow.extend({ update_seq: z.number() }))`
+    SELECT ${threatColumns}, update_seq FROM threats WHERE update_seq > ${filter.since}
+    ORDER BY update_seq ASC LIMIT ${filter.limit}`);
+}
+
+const cursorsRow = z.object({ seq: z.number(), update_seq: z.number() });
+
+/** The newest insert and update cursors: where a fresh listener starts. */
+export async function latestThreatCursors(
+  db: CommonQueryMethods,
+): Promise<{ seq: number; update_seq: number }> {
+  return db.one(sql.type(cursorsRow)`
+    SELECT COALESCE((SELECT max(seq) FROM threats), 0)::bigint AS seq,
+      COALESCE((SELECT max(update_seq) FROM threats), 0)::bigint AS update_seq`);
 }

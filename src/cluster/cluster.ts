@@ -1,0 +1,130 @@
+/**
+ * Several daemons on one database, assembled: this daemon's identity and
+ * lease, its LISTEN connection, the feed relay and the session claims. It
+ * is started before the daemon accepts sockets and stopped after the last
+ * write is flushed, just before the pool ends.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { DatabasePool } from 'slonik';
+import type { Clock } from '../clock/clock.ts';
+import type { FeedHub } from '../feed/feed-hub.ts';
+import type { Logger } from '../log/logger.ts';
+import type { SessionRegistry } from '../sessions/registry.ts';
+import {
+  channels,
+  cursorPayload,
+  parsePayload,
+  probeChannel,
+  revocationPayload,
+  sessionPayload,
+} from './channels.ts';
+import { FeedRelay } from './feed-relay.ts';
+import { InstanceLease, type LeaseTimings } from './instance-lease.ts';
+import { ListenConnection, type ListenTimings } from './listen-connection.ts';
+import { SessionClaims } from './session-claims.ts';
+
+export interface ClusterOptions {
+  readonly pool: DatabasePool;
+  /** For the dedicated LISTEN connection. */
+  readonly connectionUri: string;
+  /** Stable across restarts of this daemon, distinct between daemons. */
+  readonly node: string;
+  readonly registry: SessionRegistry;
+  readonly hub: FeedHub;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly lease: LeaseTimings;
+  readonly listen?: Partial<ListenTimings>;
+  /** Closes every agent session here (the lease was lost). */
+  closeAgentSessions(): void;
+}
+
+/** The node name of a daemon: host, data directory and listen address. */
+export function nodeName(dataDir: string, listen: { host: string; port: number }): string {
+  return `${os.hostname()}|${dataDir}|${listen.host}:${listen.port}`;
+}
+
+export class Cluster {
+  readonly daemonId = randomUUID();
+  readonly relay: FeedRelay;
+  readonly claims: SessionClaims;
+  readonly #lease: InstanceLease;
+  readonly #listen: ListenConnection;
+  readonly #log: Logger;
+
+  constructor(options: ClusterOptions) {
+    this.#log = options.log.child({ component: 'cluster', daemonId: this.daemonId });
+    this.relay = new FeedRelay({ pool: options.pool, hub: options.hub, log: this.#log });
+    this.claims = new SessionClaims({
+      pool: options.pool,
+      daemonId: this.daemonId,
+      registry: options.registry,
+      hub: options.hub,
+      clock: options.clock,
+      log: this.#log,
+    });
+    this.#lease = new InstanceLease({
+      pool: options.pool,
+      daemonId: this.daemonId,
+      node: options.node,
+      timings: options.lease,
+      clock: options.clock,
+      log: this.#log,
+      onTick: () => this.claims.prune(),
+      onLeaseLost: () => options.closeAgentSessions(),
+    });
+    this.#listen = new ListenConnection({
+      connectionUri: options.connectionUri,
+      channels: Object.values(channels),
+      probeChannel: probeChannel(this.daemonId),
+      clock: options.clock,
+      log: this.#log,
+      ...(options.listen ? { timings: options.listen } : {}),
+      onNotification: (channel, payload) => this.#onNotification(channel, payload),
+      onResync: () => this.#resync(),
+    });
+  }
+
+  /** Takes the lease, then listens; resolves when both hold. */
+  async start(): Promise<void> {
+    await this.#lease.start();
+    await this.#listen.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#listen.stop();
+    await this.relay.idle();
+    await this.#lease.stop();
+  }
+
+  async #resync(): Promise<void> {
+    await this.relay.resync();
+    await this.claims.resync();
+  }
+
+  #onNotification(channel: string, payload: string | undefined): void {
+    switch (channel) {
+      case channels.threats:
+        if (parsePayload(cursorPayload, payload)) return this.relay.poke('threats');
+        break;
+      case channels.threatUpdates:
+        if (parsePayload(cursorPayload, payload)) return this.relay.poke('updates');
+        break;
+      case channels.sessions: {
+        const claim = parsePayload(sessionPayload, payload);
+        if (claim) return this.claims.onClaimed(claim);
+        break;
+      }
+      case channels.revocations: {
+        const revocation = parsePayload(revocationPayload, payload);
+        if (!revocation) break;
+        this.claims.onRevoked(revocation).catch((error: unknown) => {
+          this.#log.error({ err: error }, 'cluster:revocation-check-failed');
+        });
+        return;
+      }
+    }
+    this.#log.warn({ channel, payload: payload?.slice(0, 200) }, 'cluster:notification-ignored');
+  }
+}
