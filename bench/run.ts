@@ -239,7 +239,8 @@ async function compressedPhase(context: RunContext): Promise<void> {
       const began = performance.now();
       const online = await fleet.connect(undefined, 16);
       progress(
-        `  ${online.connected} cost-10 agents online in ${((performance.now() - began) / 1e3).toFixed(1)} s`,
+        `  ${online.connected} cost-10 agents online in ` +
+          `${((performance.now() - began) / 1e3).toFixed(1)} s`,
       );
       const production = await stormFigure(fleet, daemon, start, {
         hashCost: productionHashCost,

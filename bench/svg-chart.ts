@@ -40,7 +40,8 @@ export function lineChart(spec: ChartSpec): string {
       `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<title>${escapeText(spec.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">${escapeText(spec.title)}</text>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">` +
+      `${escapeText(spec.title)}</text>`,
     ...axes(xMax, yMax, sx, sy, spec),
   ];
   spec.series.forEach((series, index) => {
@@ -72,7 +73,8 @@ function axes(
   }
   out.push(
     `<line x1="${margin.left}" y1="${bottom}" x2="${sx(xMax)}" y2="${bottom}" stroke="#333"/>`,
-    `<line x1="${margin.left}" y1="${margin.top}" x2="${margin.left}" y2="${bottom}" stroke="#333"/>`,
+    `<line x1="${margin.left}" y1="${margin.top}" x2="${margin.left}" ` +
+      `y2="${bottom}" stroke="#333"/>`,
     `<text x="${(margin.left + sx(xMax)) / 2}" y="${height - 14}" text-anchor="middle">` +
       `${escapeText(spec.xLabel)}</text>`,
     `<text transform="translate(18 ${(margin.top + bottom) / 2}) rotate(-90)" ` +
@@ -104,7 +106,8 @@ function legendEntry(series: Series, colour: string, index: number): string[] {
   const y = margin.top + 12 + index * 18;
   const dash = series.dashed ? ' stroke-dasharray="6 4"' : '';
   return [
-    `<line x1="${x}" y1="${y}" x2="${x + 24}" y2="${y}" stroke="${colour}" stroke-width="2"${dash}/>`,
+    `<line x1="${x}" y1="${y}" x2="${x + 24}" y2="${y}" ` +
+      `stroke="${colour}" stroke-width="2"${dash}/>`,
     `<text x="${x + 30}" y="${y + 4}">${escapeText(series.label)}</text>`,
   ];
 }

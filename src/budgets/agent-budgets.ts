@@ -10,15 +10,17 @@
  *   refused, while a second heartbeat 20 s after the first is.
  *
  * Times are monotonic milliseconds. `snapshot()`/`restore()` carry them
- * across restarts and daemons as wall-clock times.
+ * across restarts and daemons as wall-clock times. The heartbeat log, whose
+ * limit is one, is a single number; the others stay `null` until used.
  */
 import type { BudgetPolicy } from '../config/config.ts';
-import { type BudgetDecision, spend, type WindowSpec } from './sliding-window.ts';
+import { type BudgetDecision, spendLog, type TimeLog, type WindowSpec } from './sliding-window.ts';
 
 export type AgentBudgetName = 'threat' | 'refresh' | 'heartbeat';
 
-export function heartbeatBudget(heartbeatIntervalMs: number): WindowSpec {
-  return { limit: 1, windowMs: Math.floor((heartbeatIntervalMs * 3) / 4) };
+/** Three quarters of the interval: a heartbeat early by a quarter is still accepted. */
+export function heartbeatWindowMs(heartbeatIntervalMs: number): number {
+  return Math.floor((heartbeatIntervalMs * 3) / 4);
 }
 
 /** Budget state as stored: wall-clock epoch milliseconds. */
@@ -31,43 +33,55 @@ export interface BudgetSnapshot {
 const allowed: BudgetDecision = Object.freeze({ allowed: true });
 
 export class AgentBudgets {
-  threat: number[] = [];
-  refresh: number[] = [];
-  heartbeat: number[] = [];
-  readonly #specs: Readonly<Record<AgentBudgetName, WindowSpec | undefined>>;
+  threat: TimeLog = null;
+  refresh: TimeLog = null;
+  /** When the last counted heartbeat came; NaN before the first. */
+  heartbeatAt = Number.NaN;
+  readonly #policy: BudgetPolicy;
+  readonly #heartbeatWindowMs: number;
 
   constructor(policy: BudgetPolicy, heartbeatIntervalMs: number) {
-    this.#specs = {
-      threat: policy.threatsPerAgent,
-      refresh: policy.refreshesPerAgent,
-      heartbeat: heartbeatBudget(heartbeatIntervalMs),
-    };
+    this.#policy = policy;
+    this.#heartbeatWindowMs = heartbeatWindowMs(heartbeatIntervalMs);
   }
 
   spend(name: AgentBudgetName, nowMonoMs: number): BudgetDecision {
-    const spec = this.#specs[name];
-    return spec ? spend(this[name], spec, nowMonoMs) : allowed;
+    if (name === 'heartbeat') return this.#spendHeartbeat(nowMonoMs);
+    const spec = name === 'threat' ? this.#policy.threatsPerAgent : this.#policy.refreshesPerAgent;
+    if (!spec) return allowed;
+    const spent = spendLog(this[name], spec, nowMonoMs);
+    this[name] = spent.log;
+    return spent.decision;
+  }
+
+  #spendHeartbeat(nowMonoMs: number): BudgetDecision {
+    const waitMs = this.heartbeatAt + this.#heartbeatWindowMs - nowMonoMs;
+    if (waitMs > 0) return { allowed: false, retryAfterMs: waitMs };
+    this.heartbeatAt = nowMonoMs;
+    return allowed;
   }
 
   /** The logs as wall-clock times, for storage. */
   snapshot(nowMonoMs: number, nowWallMs: number): BudgetSnapshot {
     const toWall = (t: number) => Math.round(nowWallMs - (nowMonoMs - t));
     return {
-      threat: this.threat.map(toWall),
-      refresh: this.refresh.map(toWall),
-      heartbeat: this.heartbeat.map(toWall),
+      threat: (this.threat ?? []).map(toWall),
+      refresh: (this.refresh ?? []).map(toWall),
+      heartbeat: Number.isNaN(this.heartbeatAt) ? [] : [toWall(this.heartbeatAt)],
     };
   }
 
   /** Takes stored logs back as monotonic times; entries from the future are dropped. */
   restore(stored: Partial<BudgetSnapshot>, nowMonoMs: number, nowWallMs: number): void {
-    const toMono = (times: readonly number[] | undefined) =>
-      (Array.isArray(times) ? times : [])
+    const toMono = (times: readonly number[] | undefined): TimeLog => {
+      const kept = (Array.isArray(times) ? times : [])
         .filter((t) => typeof t === 'number' && t <= nowWallMs)
         .map((t) => nowMonoMs - (nowWallMs - t))
         .sort((a, b) => a - b);
+      return kept.length === 0 ? null : kept;
+    };
     this.threat = toMono(stored.threat);
     this.refresh = toMono(stored.refresh);
-    this.heartbeat = toMono(stored.heartbeat);
+    this.heartbeatAt = toMono(stored.heartbeat)?.at(-1) ?? Number.NaN;
   }
 }

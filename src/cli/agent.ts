@@ -1,13 +1,16 @@
 /**
  * `citadel-archer agent`: runs the reference agent in the foreground. It
  * logs JSON lines to stderr, reads reports as JSON lines from stdin (or
- * `--report-file`), and stops cleanly on SIGINT or SIGTERM (a second signal
- * forces the exit). Exit statuses: 0 stopped, 1 failed, 2 usage, 3 the
- * server's certificate was refused.
+ * `--report-file`), runs the host detectors asked for (`--watch-file`,
+ * `--integrity`, `--listeners`), and stops cleanly on SIGINT or SIGTERM (a
+ * second signal forces the exit). Exit statuses: 0 stopped, 1 failed, 2
+ * usage, 3 the server's certificate was refused.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ReferenceAgent } from '../agent/agent.ts';
+import { createDetectors } from '../agent/detectors/create-detectors.ts';
+import { type Detector, type DetectorContext, runDetectors } from '../agent/detectors/detector.ts';
 import { exitStatus, isClientError } from '../agent/errors.ts';
 import { systemHostname, systemMachineId } from '../agent/host-identity.ts';
 import { followReportFile, readReportStream } from '../agent/report-intake.ts';
@@ -27,7 +30,18 @@ interface AgentOptions extends ConnectionOptions {
   readonly machineId?: string;
   readonly stateDir: string;
   readonly reportFile?: string;
+  readonly watchFile?: string[];
+  readonly rules?: string;
+  readonly integrity?: string[];
+  readonly listeners?: boolean;
   readonly logLevel: string;
+}
+
+/** The detectors and what they run with, built before the agent runs. */
+interface DetectorRun {
+  readonly detectors: readonly Detector[];
+  readonly context: DetectorContext;
+  readonly abort: AbortController;
 }
 
 /** How long a graceful stop may take before the process exits anyway. */
@@ -37,12 +51,22 @@ const stopDeadlineMs = 10_000;
 export function registerAgent(program: Command): void {
   const command = program
     .command('agent')
-    .description('Run the reference agent: enroll, hold the session, report threats from stdin')
+    .description(
+      'Run the reference agent: enroll, hold the session, report threats from stdin and detectors',
+    )
     .option('--enroll-secret-file <file>', 'file holding the enrollment secret')
     .option('--hostname <name>', 'host name to enroll with (default: this host)')
     .option('--machine-id <id>', 'machine id to enroll with (default: /etc/machine-id)')
     .option('--state-dir <dir>', 'where the identity and the outbox live', './agent-state')
     .option('--report-file <file>', 'follow this file of JSON lines instead of reading stdin')
+    .option(
+      '--watch-file <path>',
+      'follow this log and report lines matching the rules (repeatable)',
+      collect,
+    )
+    .option('--rules <file>', 'log rules for --watch-file (default: config/agent-rules.json)')
+    .option('--integrity <paths...>', 'report changes, removal, permission changes of files')
+    .option('--listeners', 'report new listening TCP and UDP ports')
     .option('--log-level <level>', 'pino log level', process.env['LOG_LEVEL'] || 'info');
   addConnectionOptions(command);
   exitTwoOnUsageError(command);
@@ -60,6 +84,7 @@ async function runAgentCommand(options: AgentOptions): Promise<number> {
   }).child({ component: 'agent' });
 
   let agent: ReferenceAgent;
+  let detectorRun: DetectorRun;
   try {
     const connection = await resolveConnection(options);
     const machineId = options.machineId ?? (await systemMachineId());
@@ -74,10 +99,41 @@ async function runAgentCommand(options: AgentOptions): Promise<number> {
       clock: systemClock,
     });
     await agent.start();
+    detectorRun = await prepareDetectors(agent, options, logger);
   } catch (error) {
     return fail(error, logger);
   }
-  return superviseRun(agent, options, logger);
+  return superviseRun(agent, options, logger, detectorRun);
+}
+
+/** Builds the detectors the options ask for; a bad rule file stops the start here. */
+async function prepareDetectors(
+  agent: ReferenceAgent,
+  options: AgentOptions,
+  logger: Logger,
+): Promise<DetectorRun> {
+  const abort = new AbortController();
+  const context: DetectorContext = {
+    submit: (report) => agent.submit(report),
+    logger: logger.child({ stage: 'detectors' }),
+    clock: systemClock,
+    stateDirectory: options.stateDir,
+    signal: abort.signal,
+  };
+  const detectors = await createDetectors(
+    {
+      watchFiles: options.watchFile ?? [],
+      ...(options.rules === undefined ? {} : { rulesFile: options.rules }),
+      integrityPaths: options.integrity ?? [],
+      listeners: options.listeners === true,
+    },
+    context,
+  );
+  return { detectors, context, abort };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** Runs the agent and its report intake until a signal or a fatal error. */
@@ -85,8 +141,9 @@ async function superviseRun(
   agent: ReferenceAgent,
   options: AgentOptions,
   logger: Logger,
+  detectorRun: DetectorRun,
 ): Promise<number> {
-  const intakeAbort = new AbortController();
+  const intakeAbort = detectorRun.abort;
   // systemClock timers do not hold the process open; while the agent waits
   // between sessions nothing else may, so hold it here until run() settles.
   const keepAlive = setInterval(() => {}, 1 << 30);
@@ -109,6 +166,11 @@ async function superviseRun(
       agent.stop();
     },
   );
+  runDetectors(detectorRun.detectors, detectorRun.context).catch((error: unknown) => {
+    intakeFailure ??= error;
+    logger.error({ err: error }, 'detectors:failed');
+    agent.stop();
+  });
 
   try {
     await agent.run();

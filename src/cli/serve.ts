@@ -4,25 +4,16 @@
  * the TLS certificate and key.
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../config/config.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import { isCitadelError } from '../errors/catalogue.ts';
 import { createLogger } from '../log/logger.ts';
 import { createNotifier } from '../service/systemd-notify.ts';
+import { configOrExit, withConfigOption } from './config-option.ts';
 
 export function registerServe(program: Command): void {
-  program
-    .command('serve')
-    .description('run the daemon')
-    .option('--config <file>', 'a JSON config file (environment variables override it)')
-    .action(async (options: { config?: string }) => {
-      let config: ReturnType<typeof loadConfig>;
-      try {
-        config = loadConfig(options.config ? { configFile: options.config } : {});
-      } catch (error) {
-        process.stderr.write(`citadel-archer: ${(error as Error).message}\n`);
-        process.exit(2);
-      }
+  withConfigOption(program.command('serve').description('run the daemon')).action(
+    async (options: { config?: string }) => {
+      const config = configOrExit(options);
       const log = createLogger({ level: config.logLevel });
       let daemon: Daemon;
       try {
@@ -68,5 +59,6 @@ export function registerServe(program: Command): void {
           log.error({ err: error }, 'tls:reload-failed; the old certificate stays in use');
         }
       });
-    });
+    },
+  );
 }

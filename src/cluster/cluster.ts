@@ -78,6 +78,7 @@ export class Cluster {
       connectionUri: options.connectionUri,
       channels: Object.values(channels),
       probeChannel: probeChannel(this.daemonId),
+      applicationName: `citadel-archer listen ${this.daemonId}`,
       clock: options.clock,
       log: this.#log,
       ...(options.listen ? { timings: options.listen } : {}),
@@ -104,27 +105,27 @@ export class Cluster {
   }
 
   #onNotification(channel: string, payload: string | undefined): void {
-    switch (channel) {
-      case channels.threats:
-        if (parsePayload(cursorPayload, payload)) return this.relay.poke('threats');
-        break;
-      case channels.threatUpdates:
-        if (parsePayload(cursorPayload, payload)) return this.relay.poke('updates');
-        break;
-      case channels.sessions: {
-        const claim = parsePayload(sessionPayload, payload);
-        if (claim) return this.claims.onClaimed(claim);
-        break;
-      }
-      case channels.revocations: {
-        const revocation = parsePayload(revocationPayload, payload);
-        if (!revocation) break;
-        this.claims.onRevoked(revocation).catch((error: unknown) => {
-          this.#log.error({ err: error }, 'cluster:revocation-check-failed');
-        });
-        return;
-      }
+    if (!this.#dispatch(channel, payload)) {
+      this.#log.warn({ channel, payload: payload?.slice(0, 200) }, 'cluster:notification-ignored');
     }
-    this.#log.warn({ channel, payload: payload?.slice(0, 200) }, 'cluster:notification-ignored');
+  }
+
+  /** Hands a notification to its consumer; false when its payload is not understood. */
+  #dispatch(channel: string, payload: string | undefined): boolean {
+    if (channel === channels.threats || channel === channels.threatUpdates) {
+      if (!parsePayload(cursorPayload, payload)) return false;
+      this.relay.poke(channel === channels.threats ? 'threats' : 'updates');
+      return true;
+    }
+    if (channel === channels.sessions) {
+      const claim = parsePayload(sessionPayload, payload);
+      if (!claim) return false;
+      this.claims.onClaimed(claim);
+      return true;
+    }
+    const revocation = parsePayload(revocationPayload, payload);
+    if (channel !== channels.revocations || !revocation) return false;
+    void this.claims.onRevoked(revocation);
+    return true;
   }
 }

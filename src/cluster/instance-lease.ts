@@ -130,7 +130,9 @@ export class InstanceLease {
     try {
       if (!(await renewLease(pool, daemonId, timings.leaseMs))) {
         this.#state = 'lost';
-        this.#log.error('cluster:lease-lost, another daemon swept this one; sessions will reconnect');
+        this.#log.error(
+          'cluster:lease-lost, another daemon swept this one; sessions will reconnect',
+        );
         this.#options.onLeaseLost();
         await this.#register();
       }

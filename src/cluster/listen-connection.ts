@@ -47,6 +47,8 @@ export interface ListenConnectionOptions {
   readonly channels: readonly string[];
   /** This connection's own channel for probes; never shared with other daemons. */
   readonly probeChannel: string;
+  /** Shown in pg_stat_activity, so an operator can tell which daemon listens where. */
+  readonly applicationName: string;
   readonly clock: Clock;
   readonly log: Logger;
   readonly timings?: Partial<ListenTimings>;
@@ -100,7 +102,7 @@ export class ListenConnection {
     this.#state = 'connecting';
     const client = new pg.Client({
       connectionString: this.#options.connectionUri,
-      application_name: 'citadel-archer listen',
+      application_name: this.#options.applicationName,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
       connectionTimeoutMillis: this.#timings.connectTimeoutMs,

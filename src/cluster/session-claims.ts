@@ -77,7 +77,16 @@ export class SessionClaims {
     }
     const session = this.#options.registry.get(payload.agent);
     if (!session) return;
-    await this.#closeDeadTokens([session.tokenId]);
+    try {
+      await this.#closeDeadTokens([session.tokenId]);
+    } catch (error) {
+      // Unable to check: the agent reconnects, and its token is checked at the upgrade.
+      this.#options.log.error(
+        { err: error, agentId: payload.agent },
+        'cluster:revocation-check-failed',
+      );
+      session.close(closeCodes.restarting, 'reconnect; reconnect_after_ms=1000');
+    }
   }
 
   /**

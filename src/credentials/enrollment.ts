@@ -8,6 +8,7 @@
 import type { CommonQueryMethods, DatabasePool } from 'slonik';
 import { upsertAgent } from '../database/queries/agents.ts';
 import { insertAuditEvents } from '../database/queries/audit.ts';
+import { notifyAgentRevoked } from '../database/queries/cluster.ts';
 import {
   findEnrollmentSecret,
   insertEnrollmentSecret,
@@ -53,6 +54,7 @@ export async function enroll(
     }
     const agent = await upsertAgent(tx, request);
     const revoked = agent.created ? 0 : await revokeAgentTokens(tx, agent.id, null);
+    if (revoked > 0) await notifyAgentRevoked(tx, agent.id);
     const issued = await issueAgentToken(tx, hasher, agent.id, nowMs, ttlMs);
     await insertAuditEvents(tx, [
       {

@@ -16,23 +16,25 @@ import { z } from 'zod';
 import { createBudgetServices } from '../budgets/create.ts';
 import type { RefusalLedger } from '../budgets/refusals.ts';
 import { type Clock, systemClock } from '../clock/clock.ts';
+import { Cluster, nodeName } from '../cluster/cluster.ts';
+import { leaseTimingsFor } from '../cluster/instance-lease.ts';
 import { type Config, productionProblem } from '../config/config.ts';
 import { bootstrapCredentials } from '../credentials/bootstrap.ts';
 import { Hasher, type HasherSettings } from '../credentials/hasher.ts';
-import { EmbeddedDatabase } from '../database/embedded.ts';
+import type { EmbeddedDatabase } from '../database/embedded.ts';
 import { latestMigrationVersion, migrate } from '../database/migrate.ts';
+import { openDatabase } from '../database/open.ts';
 import { createDatabasePool } from '../database/pool.ts';
-import { markAllOffline } from '../database/queries/agents.ts';
 import { CitadelError } from '../errors/catalogue.ts';
 import { FeedHub } from '../feed/feed-hub.ts';
 import { feedRoute } from '../feed/feed-route.ts';
 import { buildHttpApp } from '../http/app.ts';
-import { createMetricsServer } from '../metrics/metrics-server.ts';
-import { DaemonMetrics } from '../metrics/metrics.ts';
 import { arrivedOverTls } from '../http/forwarded.ts';
 import { createRedirectServer } from '../http/redirect.ts';
 import { answerHeaders, headerProfileOf } from '../http/security-headers.ts';
 import type { Logger } from '../log/logger.ts';
+import { DaemonMetrics } from '../metrics/metrics.ts';
+import { createMetricsServer } from '../metrics/metrics-server.ts';
 import { addressMatcher } from '../net/addresses.ts';
 import { agentRoute } from '../sessions/agent-route.ts';
 import { closeCodes } from '../sessions/close-codes.ts';
@@ -65,6 +67,8 @@ export class Daemon {
   readonly pool: DatabasePool;
   readonly writeBehind: WriteBehind;
   readonly registry: SessionRegistry;
+  /** This daemon among the others sharing the database. */
+  readonly cluster: Cluster;
   readonly #embedded: EmbeddedDatabase | undefined;
   readonly #app: FastifyInstance;
   readonly #https: HttpsServer;
@@ -82,6 +86,7 @@ export class Daemon {
     pool: DatabasePool;
     writeBehind: WriteBehind;
     registry: SessionRegistry;
+    cluster: Cluster;
     embedded: EmbeddedDatabase | undefined;
     app: FastifyInstance;
     https: HttpsServer;
@@ -96,6 +101,7 @@ export class Daemon {
     this.pool = parts.pool;
     this.writeBehind = parts.writeBehind;
     this.registry = parts.registry;
+    this.cluster = parts.cluster;
     this.#embedded = parts.embedded;
     this.#app = parts.app;
     this.#https = parts.https;
@@ -121,19 +127,7 @@ export class Daemon {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const tls = await loadTlsMaterial(config, log);
 
-    let embedded: EmbeddedDatabase | undefined;
-    let connectionUri: string;
-    if (config.database.kind === 'embedded') {
-      embedded = new EmbeddedDatabase({
-        dataDir: config.dataDir,
-        runAsUser: config.database.runAsUser,
-        log,
-      });
-      await embedded.start();
-      connectionUri = embedded.connectionUri;
-    } else {
-      connectionUri = config.database.connectionUri;
-    }
+    const { connectionUri, embedded } = await openDatabase(config, log);
 
     try {
       await migrate(connectionUri, log);
@@ -142,9 +136,7 @@ export class Daemon {
         minPoolSize: config.dbPoolMin,
         maxPoolSize: config.dbPoolMax,
       });
-      const offline = await markAllOffline(pool);
-      if (offline > 0) log.info({ agents: offline }, 'agents:marked-offline at start');
-      return await Daemon.#assemble(options, clock, pool, embedded, tls);
+      return await Daemon.#assemble(options, clock, pool, connectionUri, embedded, tls);
     } catch (error) {
       await embedded?.stop();
       throw error;
@@ -155,6 +147,7 @@ export class Daemon {
     options: DaemonOptions,
     clock: Clock,
     pool: DatabasePool,
+    connectionUri: string,
     embedded: EmbeddedDatabase | undefined,
     tls: TlsMaterial,
   ): Promise<Daemon> {
@@ -168,12 +161,33 @@ export class Daemon {
     });
     const feed = new FeedHub();
     const budgets = createBudgetServices(config, clock, (event) => writeBehind.appendAudit(event));
-    const registry = new SessionRegistry();
+    const registry: SessionRegistry = new SessionRegistry((agentId, claim): boolean =>
+      cluster.claims.isSuperseded(agentId, claim),
+    );
+    // Instead of marking every agent offline at start: this daemon's earlier
+    // lives and dead daemons are swept; the agents of live daemons are left alone.
+    const cluster: Cluster = new Cluster({
+      pool,
+      connectionUri,
+      node: nodeName(config.dataDir, config.listen),
+      registry,
+      hub: feed,
+      clock,
+      log,
+      lease: leaseTimingsFor(config.heartbeatIntervalMs),
+      closeAgentSessions: () => {
+        for (const session of [...registry.all()]) {
+          session.close(closeCodes.restarting, reconnectHint());
+        }
+      },
+    });
     const writeBehind = new WriteBehind({
       pool,
       clock,
       log,
-      onThreatsStored: (rows) => feed.publishThreats(rows),
+      daemonId: cluster.daemonId,
+      // The feed hears of it from the database, in order with other daemons' threats.
+      onThreatsStored: () => cluster.relay.poke('threats'),
       settings: { maxPendingThreats: config.writeQueueMax, ...options.writeBehind },
       observer: {
         committed: (threats, elapsedMs) => {
@@ -193,6 +207,7 @@ export class Daemon {
       certificatePem: () => (current ? current.#tls.cert : tls.cert),
     });
     await bootstrapCredentials(pool, hasher, config.dataDir, log);
+    await cluster.start();
 
     const latest = latestMigrationVersion();
     const isReady = async (): Promise<boolean> => {
@@ -235,6 +250,7 @@ export class Daemon {
       agentTokenTtlMs: config.agentTokenTtlMs,
       budgets,
       countMessage: (type: string) => metrics?.messages.inc({ type }),
+      claims: cluster.claims,
     };
     const routes = [
       agentRoute(sessionDeps),
@@ -266,6 +282,7 @@ export class Daemon {
       pool,
       writeBehind,
       registry,
+      cluster,
       embedded,
       app,
       https: server,
@@ -316,6 +333,10 @@ export class Daemon {
     this.log.info('shutdown:sockets-closed');
     await this.#drain('shutdown:final-flush', finalDrainMs);
     this.writeBehind.stop();
+    await this.cluster.stop().catch((error: unknown) => {
+      this.log.error({ err: error }, 'shutdown:cluster-release-failed; others sweep this daemon');
+    });
+    this.log.info('shutdown:cluster-released');
 
     await this.#app.close().catch(() => {});
     this.#https.closeAllConnections();

@@ -54,6 +54,11 @@ export class FeedHub {
     for (const close of [...(this.#byToken.get(tokenId) ?? [])]) close();
   }
 
+  /** The admin tokens that open feed sockets here use, to check them for revocation. */
+  trackedTokenIds(): string[] {
+    return [...this.#byToken.keys()];
+  }
+
   get size(): number {
     return this.#subscribers.size;
   }

@@ -1,7 +1,9 @@
 /**
  * The agent socket endpoint, `/api/v1/agent`: bearer token checked at the
- * upgrade (401 and no socket, no actor, for a bad one), then a session.
+ * upgrade (401 and no socket, no actor, for a bad one), then the agent is
+ * claimed for the new session across daemons, then a session.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { sql } from 'slonik';
 import { z } from 'zod';
@@ -27,7 +29,16 @@ export function agentRoute(deps: SessionDeps): SocketRoute<AgentIdentity> {
           SELECT a.hostname, b.state AS budgets
           FROM agents a LEFT JOIN agent_budgets b ON b.agent_id = a.id
           WHERE a.id = ${principal.agentId}`);
-        return { ...principal, hostname: row.hostname, storedBudgets: row.budgets, address };
+        const sessionId = randomUUID();
+        const claim = await deps.claims.claim(principal.agentId, sessionId);
+        return {
+          ...principal,
+          hostname: row.hostname,
+          storedBudgets: row.budgets,
+          address,
+          sessionId,
+          claim,
+        };
       } catch (error) {
         if (isCitadelError(error) && error.code === 'unauthorized') {
           deps.budgets.failures?.fail(address);

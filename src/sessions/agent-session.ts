@@ -5,7 +5,6 @@
  * token expired) into socket closes. When the socket closes, the actor is
  * stopped and no timer of its remains.
  */
-import { randomUUID } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import { type AgentBudgetName, AgentBudgets } from '../budgets/agent-budgets.ts';
 import type { BudgetServices } from '../budgets/budget-services.ts';
@@ -37,6 +36,8 @@ export interface SessionDeps {
   readonly heartbeatIntervalMs: number;
   readonly agentTokenTtlMs: number;
   readonly budgets: BudgetServices;
+  /** Claims the agent for a new session across daemons; resolves with the claim number. */
+  readonly claims: { claim(agentId: string, sessionId: string): Promise<number> };
   /** Counts a received message by type, `invalid` for refused ones (for metrics). */
   readonly countMessage?: (type: string) => void;
 }
@@ -47,12 +48,17 @@ export interface AgentIdentity extends AgentPrincipal {
   readonly address: string;
   /** Budget state as the database had it, from this or another daemon. */
   readonly storedBudgets: unknown;
+  /** Drawn at the upgrade, with the claim below. */
+  readonly sessionId: string;
+  /** The agent's claim for this session, across every daemon (see src/cluster/). */
+  readonly claim: number;
 }
 
 export class AgentSession implements LiveSession {
   readonly agentId: string;
   readonly hostname: string;
-  readonly sessionId = randomUUID();
+  readonly sessionId: string;
+  readonly claim: number;
   readonly deps: SessionDeps;
   readonly log: Logger;
   readonly connection: Connection;
@@ -68,6 +74,8 @@ export class AgentSession implements LiveSession {
     this.agentId = identity.agentId;
     this.hostname = identity.hostname;
     this.tokenId = identity.tokenId;
+    this.sessionId = identity.sessionId;
+    this.claim = identity.claim;
     this.log = deps.log.child({ agentId: this.agentId, sessionId: this.sessionId });
     this.budgets = new AgentBudgets(deps.budgets.policy, deps.heartbeatIntervalMs);
     if (identity.storedBudgets && typeof identity.storedBudgets === 'object') {
@@ -77,7 +85,11 @@ export class AgentSession implements LiveSession {
   }
 
   #start(tokenExpiresAt: string, address: string): void {
-    this.deps.registry.add(this);
+    if (!this.deps.registry.add(this)) {
+      this.log.info({ address }, 'session:refused, a newer session of the agent exists');
+      this.close(closeCodes.replaced, 'replaced by a newer session');
+      return;
+    }
     this.connection.onClose((code) => this.#onClosed(code));
     this.connection.onText((text) => this.#onText(text));
     this.connection.onBinary(() => this.rejectMessage('binary frames are not accepted'));

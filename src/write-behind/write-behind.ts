@@ -61,6 +61,8 @@ export interface WriteBehindOptions {
   readonly log: Logger;
   /** Called after commit with the threats stored by that transaction. */
   readonly onThreatsStored: (rows: readonly ThreatRow[]) => void;
+  /** This daemon: liveness and budgets are written only for agents whose session it holds. */
+  readonly daemonId: string;
   readonly settings?: Partial<WriteBehindSettings>;
   /** Told of each commit and each failed flush (for metrics). */
   readonly observer?: {
@@ -75,6 +77,7 @@ export class WriteBehind {
   readonly #log: Logger;
   readonly #onThreatsStored: (rows: readonly ThreatRow[]) => void;
   readonly #settings: WriteBehindSettings;
+  readonly #daemonId: string;
   readonly #observer: WriteBehindOptions['observer'];
   #threats: PendingThreat[] = [];
   #audit: AuditEvent[] = [];
@@ -94,6 +97,7 @@ export class WriteBehind {
     this.#log = options.log.child({ component: 'write-behind' });
     this.#onThreatsStored = options.onThreatsStored;
     this.#settings = { ...defaultWriteBehindSettings, ...options.settings };
+    this.#daemonId = options.daemonId;
     this.#observer = options.observer;
   }
 
@@ -228,15 +232,16 @@ export class WriteBehind {
     const started = this.#clock.monotonicMs();
     try {
       const stored = await this.#pool.transaction(async (tx) => {
-        const rows = await insertThreats(
+        const updates = [...liveness].map(([agentId, l]) => ({ agentId, ...l }));
+        await applyAgentLiveness(tx, updates, this.#daemonId);
+        await insertAuditEvents(tx, audit);
+        await upsertAgentBudgets(tx, budgets, this.#daemonId);
+        // Last: inserting threats takes the lock that orders them across daemons
+        // (sql/003_cluster.sql), held until commit; the rest need not wait on it.
+        return insertThreats(
           tx,
           threats.map((t) => t.report),
         );
-        const updates = [...liveness].map(([agentId, l]) => ({ agentId, ...l }));
-        await applyAgentLiveness(tx, updates);
-        await insertAuditEvents(tx, audit);
-        await upsertAgentBudgets(tx, budgets);
-        return rows;
       }, 0);
       this.#committed(threats, stored, started);
     } catch (error) {

@@ -4,14 +4,22 @@
  * rotation on SIGHUP under a live agent session, and the reference agent's
  * pin, all against the real daemon process.
  */
-
+import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createTcpServer, type Server } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import { httpsJson, openSocket, wssUrl } from '../support/clients.ts';
-import { bootstrapSecret, type RunningDaemon, startDaemon, tempDir } from '../support/daemon.ts';
+import {
+  bootstrapAdminToken,
+  bootstrapSecret,
+  projectRoot,
+  type RunningDaemon,
+  startDaemon,
+  tempDir,
+} from '../support/daemon.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { handshake, makeCertificate, type TestCertificate } from '../support/tls.ts';
 
@@ -25,6 +33,9 @@ const live = () => ({
   keyFile: path.join(dir, 'live-key.pem'),
 });
 const liveEnv = () => ({ TLS_CERT_FILE: live().certFile, TLS_KEY_FILE: live().keyFile });
+
+const notAfterSeconds = (pem: string) =>
+  Math.floor(new X509Certificate(pem).validToDate.getTime() / 1_000);
 
 /** Puts a certificate and key where the daemon reads them, as an operator's deploy would. */
 function install(certificate: Pick<TestCertificate, 'certFile' | 'keyFile'>): void {
@@ -143,6 +154,18 @@ describe('a production daemon serving certificate files', () => {
     ];
   };
 
+  /** The expiry gauge as `/metrics` reports it to an admin. */
+  const expiryMetric = async (ca: string): Promise<number> => {
+    const token = bootstrapAdminToken(daemon);
+    const response = await httpsJson(daemon.baseUrl, ca, 'GET', '/metrics', { token });
+    const line = /^citadel_tls_certificate_expiry_timestamp_seconds (\d+)$/m.exec(response.body);
+    return Number(line?.[1]);
+  };
+
+  it('reports when its certificate ends as a metric', async () => {
+    expect(await expiryMetric(soon.cert)).toBe(notAfterSeconds(soon.cert));
+  });
+
   it('sends HSTS for a year with includeSubDomains and preload, as configured', async () => {
     const response = await httpsJson(daemon.baseUrl, soon.cert, 'GET', '/healthz');
     expect(response.headers['strict-transport-security']).toBe(
@@ -215,6 +238,7 @@ describe('a production daemon serving certificate files', () => {
     expect(session.ws.readyState).toBe(session.ws.OPEN);
     const checked = daemon.entries().filter((e) => e['fingerprint'] === next.fingerprint);
     expect(checked.map((e) => e['msg'])).toEqual(['tls:certificate-valid']);
+    expect(await expiryMetric(next.cert)).toBe(notAfterSeconds(next.cert));
     await session.close();
   });
 
@@ -225,5 +249,26 @@ describe('a production daemon serving certificate files', () => {
     expect(await failed).toMatchObject({ level: 50 });
     expect((await handshake(daemon.httpsPort)).fingerprint).toBe(next.fingerprint);
     install(next);
+  });
+
+  it('has an agent pinned to the certificate in use enroll and hold a session', async () => {
+    const presented = (await handshake(daemon.httpsPort)).fingerprint;
+    const agent = spawn(
+      process.execPath,
+      [path.join(projectRoot, 'src/main.ts'), ...agentArgs(presented)],
+      { cwd: projectRoot, stdio: ['pipe', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    agent.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => agent.on('exit', resolve));
+    try {
+      const opened = await daemon.waitForLog('session:opened', 20_000).catch(() => stderr);
+      expect(opened).toMatchObject({ msg: 'session:opened' });
+    } finally {
+      agent.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 });

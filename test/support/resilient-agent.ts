@@ -39,6 +39,14 @@ export class ResilientAgent {
     this.#connect();
   }
 
+  /** Sends a heartbeat every `everyMs` while connected, until stopped. */
+  heartbeatEvery(everyMs: number): void {
+    const timer = setInterval(() => {
+      if (this.#stopped) clearInterval(timer);
+      else if (this.isOpen) this.#ws!.send(JSON.stringify({ type: 'heartbeat' }));
+    }, everyMs);
+  }
+
   report(): string {
     const id = randomUUID();
     const message = {

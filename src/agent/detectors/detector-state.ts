@@ -45,7 +45,10 @@ export async function loadStateFile<T>(
   } catch (error) {
     const aside = `${path}.damaged`;
     await rename(path, aside);
-    logger.warn({ file: path, aside, reason: (error as Error).message.slice(0, 200) }, 'detector:state_damaged');
+    logger.warn(
+      { file: path, aside, reason: (error as Error).message.slice(0, 200) },
+      'detector:state_damaged',
+    );
     return undefined;
   }
 }

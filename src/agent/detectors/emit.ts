@@ -47,7 +47,7 @@ export function derivedReportId(...parts: readonly string[]): string {
 
 /** Shortens a title to what the server accepts, marking the cut. */
 export function fitTitle(title: string): string {
-  const flat = title.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+  const flat = title.replace(/\p{Cc}/gu, ' ').trim();
   if (flat.length <= maxTitleLength) return flat;
   return `${flat.slice(0, maxTitleLength - 1)}…`;
 }

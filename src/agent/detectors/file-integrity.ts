@@ -107,7 +107,12 @@ class IntegrityWatch {
   #files: Record<string, Entry> | undefined;
   readonly #unreadable = new Set<string>();
 
-  constructor(paths: readonly string[], baselineFile: string, log: Logger, context: DetectorContext) {
+  constructor(
+    paths: readonly string[],
+    baselineFile: string,
+    log: Logger,
+    context: DetectorContext,
+  ) {
     this.#paths = paths;
     this.#baselineFile = baselineFile;
     this.#log = log;

@@ -133,7 +133,10 @@ export class LogFollower {
       this.#current = await this.#openAt(info, await endOfLastLine(this.#settings.path, info.size));
       await this.#refreshFingerprint(this.#current);
       await this.#saveProgress(this.#current);
-      log.info({ path: this.#settings.path, offset: this.#current.position }, 'watch:started_at_end');
+      log.info(
+        { path: this.#settings.path, offset: this.#current.position },
+        'watch:started_at_end',
+      );
       return;
     }
 

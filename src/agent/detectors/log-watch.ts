@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import type { DetectorContext, Detector } from './detector.ts';
+import type { Detector, DetectorContext } from './detector.ts';
 import { detectorDirectory, stateFileNameFor } from './detector-state.ts';
 import { derivedReportId, emitDetection } from './emit.ts';
 import { type FollowedLine, LogFollower } from './log-follower.ts';

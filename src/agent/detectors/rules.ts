@@ -32,7 +32,10 @@ const ruleSchema = z.strictObject({
   threshold: z
     .strictObject({
       count: z.int().min(2).max(10_000),
-      within_s: z.int().min(1).max(7 * 86_400),
+      within_s: z
+        .int()
+        .min(1)
+        .max(7 * 86_400),
       per: z.string().min(1),
     })
     .optional(),

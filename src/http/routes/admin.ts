@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { type AdminPrincipal, actorOf, createAdminToken } from '../../credentials/admin-tokens.ts';
 import { createEnrollmentSecret } from '../../credentials/enrollment.ts';
 import { insertAuditEvents, listAuditEvents } from '../../database/queries/audit.ts';
+import { notifyAdminTokenRevoked } from '../../database/queries/cluster.ts';
 import {
   listAdminTokens,
   listEnrollmentSecrets,
@@ -49,6 +50,13 @@ const auditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
+/** When a credential created now with `expires_in_s` expires, or null for never. */
+function expiryFrom(deps: HttpDeps, expiresInS: number | undefined): string | null {
+  return expiresInS === undefined
+    ? null
+    : new Date(deps.clock.now() + expiresInS * 1_000).toISOString();
+}
+
 /** Revokes a credential and audits it in one transaction; 404 when nothing was live. */
 async function revokeWithAudit(
   deps: HttpDeps,
@@ -82,10 +90,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void 
   app.post('/api/v1/enrollment-secrets', admin, async (request, reply) => {
     const body = parseInput(secretBody, request.body);
     const actor = actorOf(request.admin!);
-    const expiresAt =
-      body.expires_in_s === undefined
-        ? null
-        : new Date(deps.clock.now() + body.expires_in_s * 1_000).toISOString();
+    const expiresAt = expiryFrom(deps, body.expires_in_s);
     const created = await deps.pool.transaction(async (tx) => {
       const secret = await createEnrollmentSecret(tx, deps.hasher, {
         createdBy: actor,
@@ -115,10 +120,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void 
   app.post('/api/v1/admin-tokens', admin, async (request, reply) => {
     const body = parseInput(tokenBody, request.body);
     const actor = actorOf(request.admin!);
-    const expiresAt =
-      body.expires_in_s === undefined
-        ? null
-        : new Date(deps.clock.now() + body.expires_in_s * 1_000).toISOString();
+    const expiresAt = expiryFrom(deps, body.expires_in_s);
     const created = await deps.pool.transaction(async (tx) => {
       const token = await createAdminToken(tx, deps.hasher, {
         name: body.name,
@@ -152,7 +154,11 @@ export function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void 
   app.post('/api/v1/admin-tokens/:id/revoke', admin, async (request) => {
     const { id } = parseInput(idParams, request.params);
     await revokeWithAudit(deps, request.admin!, request.ip, {
-      revoke: (tx) => revokeAdminToken(tx, id),
+      revoke: async (tx) => {
+        if (!(await revokeAdminToken(tx, id))) return false;
+        await notifyAdminTokenRevoked(tx, id);
+        return true;
+      },
       eventType: 'admin_token.revoked',
       action: 'revoke admin token',
       details: { token_id: id },

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { actorOf } from '../../credentials/admin-tokens.ts';
 import { findAgent, listAgents } from '../../database/queries/agents.ts';
 import { insertAuditEvents } from '../../database/queries/audit.ts';
+import { notifyAgentRevoked } from '../../database/queries/cluster.ts';
 import { revokeAgentTokens } from '../../database/queries/credentials.ts';
 import { agentStatuses } from '../../database/rows.ts';
 import { CitadelError } from '../../errors/catalogue.ts';
@@ -40,6 +41,7 @@ export function registerAgentRoutes(app: FastifyInstance, deps: HttpDeps): void 
       const revoked = await deps.pool.transaction(async (tx) => {
         if (!(await findAgent(tx, id))) throw new CitadelError('not_found');
         const count = await revokeAgentTokens(tx, id, null);
+        await notifyAgentRevoked(tx, id);
         await insertAuditEvents(tx, [
           {
             agentId: id,

@@ -1,7 +1,8 @@
 /**
  * Threats: filtered, cursor-paged listing for viewers, and the status change
  * open → acknowledged → resolved for responders. Any other move is 409. The
- * change and its audit row commit together; then the feed hears of it.
+ * change and its audit row commit together; the commit notifies every
+ * daemon's feed.
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -108,7 +109,7 @@ export function registerThreatRoutes(app: FastifyInstance, deps: HttpDeps): void
         ]);
         return row;
       });
-      deps.feed.publishUpdate(updated);
+      // Every daemon's feed, this one's too, hears of it from the database (src/cluster/).
       return updated;
     },
   );
