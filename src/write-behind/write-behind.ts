@@ -88,6 +88,8 @@ export class WriteBehind {
   #failures = 0;
   #isolate = 0;
   #committedBatches = 0;
+  /** Recent commit rate, threats a second (an estimate, for back-pressure delays). */
+  #throughput = 1_000;
   #stopped = false;
   #intakeClosed = false;
 
@@ -124,7 +126,7 @@ export class WriteBehind {
       return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs: 5_000 }));
     }
     if (this.#threats.length >= this.#settings.maxPendingThreats) {
-      const retryAfterMs = this.#retryDelayMs();
+      const retryAfterMs = this.#backpressureDelayMs();
       return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs }));
     }
     return new Promise((resolve, reject) => {
@@ -254,6 +256,10 @@ export class WriteBehind {
 
   #committed(threats: PendingThreat[], stored: readonly ThreatRow[], startedMs: number): void {
     this.#committedBatches += 1;
+    const elapsedS = Math.max(0.001, (this.#clock.monotonicMs() - startedMs) / 1_000);
+    if (threats.length > 0) {
+      this.#throughput = 0.8 * this.#throughput + 0.2 * (threats.length / elapsedS);
+    }
     this.#observer?.committed(threats.length, this.#clock.monotonicMs() - startedMs);
     if (this.#failures > 0) this.#log.info('write-behind:recovered, the database answers again');
     this.#failures = 0;
@@ -314,6 +320,20 @@ export class WriteBehind {
       liveness.set(agentId, { status: l.status, lastHeartbeat });
     }
     this.#liveness = liveness;
+  }
+
+  /**
+   * How long an agent refused for a full queue should wait: about the time
+   * the queue takes to drain at the recent commit rate (at least 5 s while
+   * the database is down), within 1–30 s, spread ±20 % so that refused agents
+   * do not all come back at once. Too short a delay turns a full queue into
+   * a loop of refusals that takes the CPU the drain needs.
+   */
+  #backpressureDelayMs(): number {
+    const drainMs = (this.#threats.length / Math.max(100, this.#throughput)) * 1_000;
+    const baseMs = this.#failures > 0 ? Math.max(5_000, this.#retryDelayMs()) : drainMs;
+    const clamped = Math.min(30_000, Math.max(1_000, baseMs));
+    return Math.round(clamped * (0.8 + 0.4 * Math.random()));
   }
 
   #retryDelayMs(): number {

@@ -65,7 +65,8 @@ export class TcpProxy {
     const piped: Piped = { client, upstream, firstBytes: Buffer.alloc(0), frozen: false };
     this.#piped.add(piped);
     client.on('data', (chunk: Buffer) => {
-      if (piped.firstBytes.length < 512) piped.firstBytes = Buffer.concat([piped.firstBytes, chunk]);
+      if (piped.firstBytes.length < 512)
+        piped.firstBytes = Buffer.concat([piped.firstBytes, chunk]);
       if (!piped.frozen) upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {

@@ -4,7 +4,7 @@
  * interval of the injected clock until the signal aborts.
  *
  * A failure of the host to answer (a file that cannot be read now, a full
- * disk) is logged and retried at the next poll: detectors advance their saved
+ * disk) is logged, less often as it lasts, and retried at the next poll: detectors advance their saved
  * position only after their reports are in the outbox, so a retried poll
  * neither loses nor repeats a threat. Anything else (a damaged state
  * directory, a bug) ends the loop and is the caller's to handle.
@@ -49,8 +49,10 @@ export async function runDetector(detector: Detector, context: DetectorContext):
       } catch (error) {
         if (!isHostFault(error)) throw error;
         failures += 1;
-        const fields = { code: error.code, reason: error.message, failures };
-        log.warn(fields, 'detector:poll_failed');
+        // A lasting fault (an unreadable log) is logged at 1, 2, 4, 8… failures, not each poll.
+        if ((failures & (failures - 1)) === 0) {
+          log.warn({ code: error.code, reason: error.message, failures }, 'detector:poll_failed');
+        }
       }
       await pause(context.clock, detector.intervalMs, context.signal);
     }

@@ -129,7 +129,10 @@ export class LogFollower {
     const usable = saved?.path === this.#settings.path ? saved : undefined;
 
     if (!usable) {
-      if (!info) return;
+      if (!info) {
+        log.info({ path: this.#settings.path }, 'watch:waiting_for_file');
+        return;
+      }
       this.#current = await this.#openAt(info, await endOfLastLine(this.#settings.path, info.size));
       await this.#refreshFingerprint(this.#current);
       await this.#saveProgress(this.#current);

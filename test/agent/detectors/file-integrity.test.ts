@@ -3,6 +3,7 @@
  * and recreates, with the baseline kept in a real state directory across a
  * restart of the detector.
  */
+import { createHash } from 'node:crypto';
 import { appendFile, chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -40,12 +41,12 @@ describe('the file-integrity watch', () => {
     const context = testContext(state);
     await (await integrity(context)).poll();
     expect(context.reports).toEqual([]);
-    const baseline = JSON.parse(await readFile(join(state, 'detectors', integrityFileName), 'utf8'));
+    const baseline = JSON.parse(
+      await readFile(join(state, 'detectors', integrityFileName), 'utf8'),
+    );
     expect(baseline.files[watched]).toMatchObject({
       present: true,
-      sha256: '6d2b2bfe1bbb2a3a2ee4b0d55a0c5c4f1a9a8f1a1ec4e8df8c9bb3aeba2fe4d5'.length
-        ? expect.stringMatching(/^[0-9a-f]{64}$/)
-        : '',
+      sha256: createHash('sha256').update('127.0.0.1 localhost\n').digest('hex'),
       mode: 0o644,
     });
   });
@@ -65,7 +66,7 @@ describe('the file-integrity watch', () => {
     expect(context.reports[0]!.title).toBe(`Watched file modified: ${watched}`);
   });
 
-  it('reports a permission change apart from content, more severe when anyone may write', async () => {
+  it('reports a permission change, more severe when it lets anyone write', async () => {
     const context = testContext(state);
     const detector = await integrity(context);
     await detector.poll();

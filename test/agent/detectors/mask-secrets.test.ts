@@ -7,11 +7,17 @@ describe('masking secrets', () => {
     ['login failed: {"user":"app","token":"s3cr3t-value"}', 's3cr3t-value'],
     ["api_key: 'AbCdEf123456'", 'AbCdEf123456'],
     ['PGPASSWORD=hunter2 psql', 'hunter2'],
-    ['curl -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"', 'eyJhbGci'],
+    [
+      'curl -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"',
+      'eyJhbGci',
+    ],
     ['fetch https://deploy:gh0st-pass@git.example.com/repo.git', 'gh0st-pass'],
     ['sent cat_0b8e8a7c-1d2e-4f00-9abc-0123456789ab_AAAABBBBCCCCDDDDEEEEFFFF', 'AAAABBBB'],
     ['key AKIAABCDEFGHIJKLMNOP leaked', 'AKIAABCDEFGHIJKLMNOP'],
-    ['-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----', 'b3Bl'],
+    [
+      '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----',
+      'b3Bl',
+    ],
   ])('hides the secret in %j', (text, secret) => {
     const masked = maskSecrets(text);
     expect(masked).not.toContain(secret);

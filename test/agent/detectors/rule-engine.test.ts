@@ -86,7 +86,7 @@ describe('the time of a log line', () => {
     expect(lineTimeMs(line, now)).toBe(Date.UTC(2026, 0, 10, 11, 59, 0, 250));
   });
 
-  it('is a classic syslog timestamp read in local time, in the year that puts it before now', () => {
+  it('is a syslog timestamp in local time, in the year that puts it before now', () => {
     expect(lineTimeMs('Jan 10 11:58:00 host sshd[1]: x', now)).toBe(
       new Date(2026, 0, 10, 11, 58, 0).getTime(),
     );

@@ -6,8 +6,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isClientError } from '../../../src/agent/errors.ts';
 import { compileRules, type LogRule, loadRuleFile } from '../../../src/agent/detectors/rules.ts';
+import { isClientError } from '../../../src/agent/errors.ts';
 import { removeScratch, scratchDirectory } from './context.ts';
 
 let rules: LogRule[];
