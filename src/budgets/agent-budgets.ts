@@ -14,7 +14,7 @@
  * limit is one, is a single number; the others stay `null` until used.
  */
 import type { BudgetPolicy } from '../config/config.ts';
-import { type BudgetDecision, spendLog, type TimeLog, type WindowSpec } from './sliding-window.ts';
+import { type BudgetDecision, spendLog, type TimeLog } from './sliding-window.ts';
 
 export type AgentBudgetName = 'threat' | 'refresh' | 'heartbeat';
 

@@ -276,7 +276,9 @@ function resolve(input: z.output<typeof inputSchema>, cwd: string): Config {
     httpListen:
       input.CITADEL_HTTP_LISTEN === 'off' ? undefined : parseListen(input.CITADEL_HTTP_LISTEN),
     metricsListen:
-      input.CITADEL_METRICS_LISTEN === 'off' ? undefined : parseListen(input.CITADEL_METRICS_LISTEN),
+      input.CITADEL_METRICS_LISTEN === 'off'
+        ? undefined
+        : parseListen(input.CITADEL_METRICS_LISTEN),
     publicHost: input.CITADEL_PUBLIC_HOST ?? publicHostOf(listen),
     heartbeatIntervalMs: input.CITADEL_HEARTBEAT_INTERVAL_S * 1_000,
     bcryptCost: input.CITADEL_BCRYPT_COST,

@@ -2,11 +2,11 @@
 import type { DatabasePool } from 'slonik';
 import type { BudgetServices } from '../budgets/budget-services.ts';
 import type { Clock } from '../clock/clock.ts';
-import type { DaemonMetrics } from '../metrics/metrics.ts';
 import type { Config } from '../config/config.ts';
 import type { Hasher } from '../credentials/hasher.ts';
 import type { FeedHub } from '../feed/feed-hub.ts';
 import type { Logger } from '../log/logger.ts';
+import type { DaemonMetrics } from '../metrics/metrics.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import type { WriteBehind } from '../write-behind/write-behind.ts';
 

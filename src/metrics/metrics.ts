@@ -6,8 +6,8 @@
  * they happen, through the small observer interfaces the core exposes.
  */
 import { X509Certificate } from 'node:crypto';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type DatabasePool, sql } from 'slonik';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 
 /** What the metrics read at scrape time. */
