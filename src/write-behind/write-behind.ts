@@ -1,11 +1,14 @@
 /**
- * The write-behind path: threats, agent liveness and audit events are queued
- * in memory and reach PostgreSQL in batched transactions, flushed by size
- * (`maxBatch` threats) or by time (`flushDelayMs` after the first item).
+ * The write-behind path: threats, agent liveness, budget state and audit
+ * events are queued in memory and reach PostgreSQL in batches, each one SQL
+ * statement (`database/queries/write-batch.ts`), flushed by size (`maxBatch`
+ * threats) or by time: `flushDelayMs` after a threat, `auxFlushDelayMs` when
+ * only liveness, budget state and audit rows wait, since nothing waits on
+ * those for an ack.
  *
- * - A threat's promise settles only after the transaction holding it has
- *   committed: the agent's ack waits for it. A report already stored settles
- *   with `null` (acked again, stored once).
+ * - A threat's promise settles only after the statement holding it has
+ *   committed: the agent's ack waits for it. It settles with false for a
+ *   report already stored (acked again, stored once).
  * - Liveness is coalesced per agent: only the latest status and heartbeat time
  *   of each agent is written, one row update per agent per flush.
  * - Flushes run one at a time, in order. When the database fails, the batch
@@ -18,17 +21,17 @@
 import type { DatabasePool } from 'slonik';
 import type { BudgetSnapshot } from '../budgets/agent-budgets.ts';
 import type { Clock, TimerHandle } from '../clock/clock.ts';
-import { applyAgentLiveness } from '../database/queries/agents.ts';
-import { insertAuditEvents } from '../database/queries/audit.ts';
-import { upsertAgentBudgets } from '../database/queries/budgets.ts';
-import { insertThreats, type ThreatReport } from '../database/queries/threats.ts';
-import type { AgentStatus, AuditEvent, ThreatRow } from '../database/rows.ts';
+import type { ThreatReport } from '../database/queries/threats.ts';
+import { writeBatch } from '../database/queries/write-batch.ts';
+import type { AgentStatus, AuditEvent } from '../database/rows.ts';
 import { CitadelError } from '../errors/catalogue.ts';
 import type { Logger } from '../log/logger.ts';
 
 export interface WriteBehindSettings {
   readonly maxBatch: number;
   readonly flushDelayMs: number;
+  /** The delay when only liveness, budget state and audit rows wait: they need no ack. */
+  readonly auxFlushDelayMs: number;
   readonly maxPendingThreats: number;
   readonly maxPendingAudit: number;
   readonly retryBaseMs: number;
@@ -38,6 +41,7 @@ export interface WriteBehindSettings {
 export const defaultWriteBehindSettings: WriteBehindSettings = Object.freeze({
   maxBatch: 1_000,
   flushDelayMs: 5,
+  auxFlushDelayMs: 250,
   maxPendingThreats: 20_000,
   maxPendingAudit: 50_000,
   retryBaseMs: 100,
@@ -46,7 +50,7 @@ export const defaultWriteBehindSettings: WriteBehindSettings = Object.freeze({
 
 interface PendingThreat {
   readonly report: ThreatReport;
-  readonly resolve: (row: ThreatRow | null) => void;
+  readonly resolve: (storedNow: boolean) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -59,8 +63,8 @@ export interface WriteBehindOptions {
   readonly pool: DatabasePool;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Called after commit with the threats stored by that transaction. */
-  readonly onThreatsStored: (rows: readonly ThreatRow[]) => void;
+  /** Called after commit with how many threats that transaction stored. */
+  readonly onThreatsStored: (count: number) => void;
   /** This daemon: liveness and budgets are written only for agents whose session it holds. */
   readonly daemonId: string;
   readonly settings?: Partial<WriteBehindSettings>;
@@ -75,7 +79,7 @@ export class WriteBehind {
   readonly #pool: DatabasePool;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #onThreatsStored: (rows: readonly ThreatRow[]) => void;
+  readonly #onThreatsStored: (count: number) => void;
   readonly #settings: WriteBehindSettings;
   readonly #daemonId: string;
   readonly #observer: WriteBehindOptions['observer'];
@@ -84,6 +88,7 @@ export class WriteBehind {
   #liveness = new Map<string, Liveness>();
   #budgets = new Map<string, BudgetSnapshot>();
   #timer: TimerHandle | undefined;
+  #timerDueAt = 0;
   #flushing: Promise<void> | undefined;
   #failures = 0;
   #isolate = 0;
@@ -120,8 +125,8 @@ export class WriteBehind {
     return this.#committedBatches;
   }
 
-  /** Resolves with the stored row once committed, or `null` for a duplicate. */
-  submitThreat(report: ThreatReport): Promise<ThreatRow | null> {
+  /** Resolves once committed: true when stored now, false for a report already stored. */
+  submitThreat(report: ThreatReport): Promise<boolean> {
     if (this.#stopped || this.#intakeClosed) {
       return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs: 5_000 }));
     }
@@ -194,16 +199,30 @@ export class WriteBehind {
     );
   }
 
-  #schedule(delayMs = this.#settings.flushDelayMs): void {
-    if (this.#timer || this.#flushing) return;
-    const full = this.#threats.length >= this.#settings.maxBatch;
-    this.#timer = this.#clock.setTimeout(
-      () => {
-        this.#timer = undefined;
-        void this.#flush();
-      },
-      full ? 0 : delayMs,
-    );
+  /**
+   * Sets the flush timer: after `delayMs` when given (a retry), else when the
+   * queue is due — at once when a batch is full, soon when threats wait,
+   * later when only liveness, budget state and audit rows do. A timer already
+   * set for earlier stays; one set for later is brought forward.
+   */
+  #schedule(delayMs?: number): void {
+    if (this.#flushing) return;
+    const wantedMs = delayMs ?? this.#dueInMs();
+    const dueAt = this.#clock.monotonicMs() + wantedMs;
+    if (this.#timer) {
+      if (dueAt >= this.#timerDueAt) return;
+      this.#clock.clearTimeout(this.#timer);
+    }
+    this.#timerDueAt = dueAt;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      void this.#flush();
+    }, wantedMs);
+  }
+
+  #dueInMs(): number {
+    if (this.#threats.length >= this.#settings.maxBatch) return 0;
+    return this.#threats.length > 0 ? this.#settings.flushDelayMs : this.#settings.auxFlushDelayMs;
   }
 
   #flush(): Promise<void> {
@@ -233,18 +252,13 @@ export class WriteBehind {
     }
     const started = this.#clock.monotonicMs();
     try {
-      const stored = await this.#pool.transaction(async (tx) => {
-        const updates = [...liveness].map(([agentId, l]) => ({ agentId, ...l }));
-        await applyAgentLiveness(tx, updates, this.#daemonId);
-        await insertAuditEvents(tx, audit);
-        await upsertAgentBudgets(tx, budgets, this.#daemonId);
-        // Last: inserting threats takes the lock that orders them across daemons
-        // (sql/003_cluster.sql), held until commit; the rest need not wait on it.
-        return insertThreats(
-          tx,
-          threats.map((t) => t.report),
-        );
-      }, 0);
+      const stored = await writeBatch(this.#pool, {
+        daemonId: this.#daemonId,
+        threats: threats.map((t) => t.report),
+        liveness: [...liveness].map(([agentId, l]) => ({ agentId, ...l })),
+        budgets,
+        audit,
+      });
       this.#committed(threats, stored, started);
     } catch (error) {
       for (const [agentId, snapshot] of budgets) {
@@ -254,7 +268,11 @@ export class WriteBehind {
     }
   }
 
-  #committed(threats: PendingThreat[], stored: readonly ThreatRow[], startedMs: number): void {
+  #committed(
+    threats: PendingThreat[],
+    stored: ReadonlyArray<{ agent_id: string; report_id: string }>,
+    startedMs: number,
+  ): void {
     this.#committedBatches += 1;
     const elapsedS = Math.max(0.001, (this.#clock.monotonicMs() - startedMs) / 1_000);
     if (threats.length > 0) {
@@ -264,14 +282,12 @@ export class WriteBehind {
     if (this.#failures > 0) this.#log.info('write-behind:recovered, the database answers again');
     this.#failures = 0;
     if (this.#isolate > 0) this.#isolate -= threats.length;
-    const byReport = new Map(stored.map((row) => [`${row.agent_id}/${row.report_id}`, row]));
+    const storedNow = new Set(stored.map((row) => `${row.agent_id}/${row.report_id}`));
     for (const pending of threats) {
       const key = `${pending.report.agentId}/${pending.report.reportId}`;
-      const row = byReport.get(key);
-      byReport.delete(key);
-      pending.resolve(row ?? null);
+      pending.resolve(storedNow.delete(key));
     }
-    if (stored.length > 0) this.#onThreatsStored(stored);
+    if (stored.length > 0) this.#onThreatsStored(stored.length);
     this.#log.debug(
       { threats: threats.length, stored: stored.length, ms: this.#clock.monotonicMs() - startedMs },
       'write-behind:committed',

@@ -43,27 +43,3 @@ export async function listAgents(
     SELECT ${agentColumns} FROM agents WHERE ${where}
     ORDER BY hostname, id LIMIT ${filter.limit}`);
 }
-
-/**
- * Applies coalesced liveness updates: one row update per agent, and only for
- * agents whose newest session this daemon holds (`agent_sessions`). An older
- * session's last words (its offline, written after the agent moved to another
- * daemon) must not overwrite what the daemon holding it now decides.
- */
-export async function applyAgentLiveness(
-  db: CommonQueryMethods,
-  updates: ReadonlyArray<{ agentId: string; status: AgentStatus; lastHeartbeat: string | null }>,
-  daemonId: string,
-): Promise<void> {
-  if (updates.length === 0) return;
-  const tuples = updates.map((u) => [u.agentId, u.status, u.lastHeartbeat]);
-  await db.query(sql.unsafe`
-    UPDATE agents AS a
-    SET status = u.status,
-        last_heartbeat = COALESCE(u.last_heartbeat, a.last_heartbeat)
-    FROM ${sql.unnest(tuples, ['uuid', 'text', 'timestamptz'])} AS u(id, status, last_heartbeat)
-    WHERE a.id = u.id
-      AND EXISTS (
-        SELECT 1 FROM agent_sessions s WHERE s.agent_id = a.id AND s.daemon_id = ${daemonId}
-      )`);
-}

@@ -23,39 +23,6 @@ export interface ThreatReport {
   readonly details: Record<string, unknown>;
 }
 
-/**
- * Inserts a batch in one statement. Reports already stored (same agent and
- * report id) are skipped; the rows returned are the ones stored now.
- */
-export async function insertThreats(
-  db: CommonQueryMethods,
-  reports: readonly ThreatReport[],
-): Promise<readonly ThreatRow[]> {
-  if (reports.length === 0) return [];
-  const tuples = reports.map((r, index) => [
-    index,
-    r.agentId,
-    r.reportId,
-    r.threatType,
-    r.severity,
-    r.hostname,
-    r.title,
-    r.detectedAt,
-    JSON.stringify(r.details),
-  ]);
-  const columns = ['int4', 'uuid', 'uuid', 'text', 'int2', 'text', 'text', 'timestamptz', 'text'];
-  return db.any(sql.type(threatRow)`
-    INSERT INTO threats
-      (agent_id, report_id, threat_type, severity, hostname, title, detected_at, details)
-    SELECT agent_id, report_id, threat_type, severity, hostname, title, detected_at,
-      details::jsonb
-    FROM ${sql.unnest(tuples, columns)}
-      AS r(ord, agent_id, report_id, threat_type, severity, hostname, title, detected_at, details)
-    ORDER BY ord
-    ON CONFLICT (agent_id, report_id) DO NOTHING
-    RETURNING ${threatColumns}`);
-}
-
 export interface ThreatFilter {
   readonly status?: ThreatStatus;
   readonly agentId?: string;

@@ -23,7 +23,7 @@ export async function handleThreat(session: AgentSession, message: ThreatMessage
       details: message.details,
     });
     session.send({ type: 'ack', id: message.id });
-    session.log.debug({ reportId: message.id, duplicate: stored === null }, 'threat:acked');
+    session.log.debug({ reportId: message.id, duplicate: !stored }, 'threat:acked');
   } catch (error) {
     const known = isCitadelError(error) ? error : undefined;
     if (!known) session.log.error({ err: error, reportId: message.id }, 'threat:failed');
