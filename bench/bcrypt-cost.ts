@@ -42,7 +42,8 @@ for (const cost of [4, 6, 8, 10]) {
   const figure = await measure(cost, cost >= 10 ? 8 : 3);
   figures.push(figure);
   console.log(
-    `cost ${cost}: ${figure.verifiesPerSecond} verifies/s → 10,000 agents in ~${figure.secondsFor10kAgents} s`,
+    `cost ${cost}: ${figure.verifiesPerSecond} verifies/s, ` +
+      `10,000 agents in ~${figure.secondsFor10kAgents} s`,
   );
 }
 const result = { date: new Date().toISOString(), cpus: cpus().length, figures };
