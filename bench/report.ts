@@ -230,7 +230,8 @@ export function markdownBlock(r: RunResults): string {
       `budget check / memory for ${b.agents} agents`,
       b.status === 'measured'
         ? `${b.heartbeatCheckNs} ns (heartbeat), ${b.refusedThreatCheckNs} ns (refused threat) / ` +
-          `${b.steadyMiB} MiB steady, ${b.fullMiB} MiB every window full`
+          `${b.heartbeatOnlyMiB} MiB heartbeats only, ${b.steadyMiB} MiB with 3 reports ` +
+          `and a refresh an hour each, ${b.fullMiB} MiB every window full`
         : b.status,
       '< 1 µs / < 10 MB',
       '—',

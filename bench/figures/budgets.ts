@@ -24,6 +24,9 @@ export interface BudgetFigure {
   readonly agents: number;
   readonly heartbeatCheckNs?: number;
   readonly refusedThreatCheckNs?: number;
+  /** Agents that only heartbeat: no report nor refresh in the last hour. */
+  readonly heartbeatOnlyMiB?: number;
+  /** Three reports and a refresh in the last hour per agent. */
   readonly steadyMiB?: number;
   readonly fullMiB?: number;
   readonly goal: string;
@@ -55,6 +58,7 @@ export async function budgetFigure(): Promise<BudgetFigure> {
   const { AgentBudgets } = (await import(pathToFileURL(modulePath).href)) as {
     AgentBudgets: BudgetsClass;
   };
+  const heartbeatOnlyMiB = heapOf(() => fleetOf(AgentBudgets, { threats: 0, refreshes: 0 }));
   const steadyMiB = heapOf(() => fleetOf(AgentBudgets, { threats: 3, refreshes: 1 }));
   const full = fleetOf(AgentBudgets, { threats: 100, refreshes: 10 });
   const fullMiB = heapOf(() => fleetOf(AgentBudgets, { threats: 100, refreshes: 10 }));
@@ -66,6 +70,7 @@ export async function budgetFigure(): Promise<BudgetFigure> {
     agents,
     heartbeatCheckNs: round(heartbeatCheckNs, 1),
     refusedThreatCheckNs: round(refusedThreatCheckNs, 1),
+    heartbeatOnlyMiB: round(heartbeatOnlyMiB, 2),
     steadyMiB: round(steadyMiB, 2),
     fullMiB: round(fullMiB, 2),
     goal,

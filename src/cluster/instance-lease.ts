@@ -67,7 +67,7 @@ export class InstanceLease {
 
   constructor(options: InstanceLeaseOptions) {
     this.#options = options;
-    this.#log = options.log.child({ component: 'lease' });
+    this.#log = options.log.child({ part: 'lease' });
   }
 
   /**

@@ -74,7 +74,7 @@ export class ListenConnection {
   constructor(options: ListenConnectionOptions) {
     this.#options = options;
     this.#timings = { ...defaultListenTimings, ...options.timings };
-    this.#log = options.log.child({ component: 'listen' });
+    this.#log = options.log.child({ part: 'listen' });
   }
 
   get state(): State {

@@ -50,6 +50,7 @@ export function parseCredential(
 /** The bearer token of an Authorization header, or undefined. */
 export function bearerToken(header: string | string[] | undefined): string | undefined {
   if (typeof header !== 'string') return undefined;
-  const match = /^Bearer ([^\s]+)$/.exec(header);
+  // The scheme name is case-insensitive (RFC 7235); the token is not.
+  const match = /^Bearer ([^\s]+)$/i.exec(header);
   return match?.[1];
 }

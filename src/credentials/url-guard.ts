@@ -7,8 +7,9 @@ import { CitadelError } from '../errors/catalogue.ts';
 
 /** Query keys that look like a credential: refused, so no token ever travels in a URL. */
 export function carriesCredential(url: URL): boolean {
-  for (const key of url.searchParams.keys()) {
+  for (const [key, value] of url.searchParams) {
     if (/token|secret|auth|key/i.test(key)) return true;
+    if (/(?:^|[^a-z])(?:cat|cad|ces)_[0-9a-f]{8}-/i.test(value)) return true;
   }
   return false;
 }

@@ -244,7 +244,10 @@ export class EmbeddedDatabase {
   #relay(chunk: Buffer): void {
     for (const line of chunk.toString().split('\n')) {
       if (line.trim().length === 0) continue;
-      const level = /\b(ERROR|FATAL|PANIC):/.test(line) ? 'warn' : 'debug';
+      // While it starts, the server refuses the readiness probe with a FATAL
+      // line; that is expected, not worth a warning.
+      const starting = line.includes('the database system is starting up');
+      const level = /\b(ERROR|FATAL|PANIC):/.test(line) && !starting ? 'warn' : 'debug';
       this.#log[level]({ postgres: line }, 'embedded-db:output');
     }
   }

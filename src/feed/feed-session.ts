@@ -11,6 +11,7 @@ import { threatsSince } from '../database/queries/threats.ts';
 import type { ThreatRow } from '../database/rows.ts';
 import type { Logger } from '../log/logger.ts';
 import { closeCodes } from '../sessions/close-codes.ts';
+import { maxInvalidMessages } from '../sessions/protocol.ts';
 import type { Connection } from '../transport/transport.ts';
 import type { FeedEvent, FeedFilter, FeedHub, FeedSubscriber } from './feed-hub.ts';
 
@@ -44,7 +45,8 @@ export class FeedSession implements FeedSubscriber {
   readonly #connection: Connection;
   #principal: AdminPrincipal | null;
   #filter: FeedFilter = {};
-  #state: 'auth' | 'subscribe' | 'replaying' | 'live' | 'closed' = 'auth';
+  #state: 'auth' | 'authenticating' | 'subscribe' | 'replaying' | 'live' | 'closed' = 'auth';
+  #invalidFrames = 0;
   #backlog: FeedEvent[] = [];
   #lastCursor = 0;
   #unsubscribe: (() => void) | undefined;
@@ -111,7 +113,7 @@ export class FeedSession implements FeedSubscriber {
     }
     if (this.#state === 'auth') return this.#authenticate(value);
     if (this.#state === 'subscribe') return this.#subscribe(value);
-    this.#refuse('already subscribed');
+    this.#refuse(this.#state === 'authenticating' ? 'still authenticating' : 'already subscribed');
   }
 
   async #authenticate(value: unknown): Promise<void> {
@@ -121,10 +123,13 @@ export class FeedSession implements FeedSubscriber {
       return;
     }
     clearTimeout(this.#authTimer);
+    this.#state = 'authenticating';
     try {
-      this.#principal = await this.#deps.verifyToken(frame.data.token);
+      const principal = await this.#deps.verifyToken(frame.data.token);
+      if (this.#state !== 'authenticating') return; // closed meanwhile
+      this.#principal = principal;
       this.#state = 'subscribe';
-      this.#track(this.#principal);
+      this.#track(principal);
       this.#connection.send({ type: 'authenticated', role: this.#principal.role });
     } catch {
       this.#connection.close(closeCodes.tokenInvalid, 'invalid token');
@@ -175,8 +180,13 @@ export class FeedSession implements FeedSubscriber {
     );
   }
 
+  /** Answers a bad frame; as on the agent socket, too many close the socket with 1008. */
   #refuse(reason: string): void {
+    this.#invalidFrames += 1;
     this.#connection.send({ type: 'error', code: 'invalid_message', message: reason });
+    if (this.#invalidFrames >= maxInvalidMessages) {
+      this.#connection.close(closeCodes.policyViolation, 'too many invalid messages');
+    }
   }
 
   #onClosed(): void {

@@ -5,7 +5,7 @@
  * `{"error": {"code", "message"}}` from the one catalogue.
  */
 import { createServer, type Server as HttpsServer } from 'node:https';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { carriesCredential, credentialInUrl } from '../credentials/url-guard.ts';
 import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
 import { type TlsMaterial, tlsHardening } from '../tls/certificates.ts';
@@ -32,7 +32,8 @@ export async function buildHttpApp(
   // Typed as the default instance: route modules need not know the server type.
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }),
-    disableRequestLogging: true,
+    // Each request is logged by our hooks (refusals, failures), not by Fastify.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: maxBodyBytes,
     trustProxy: deps.config.trustedProxies.length > 0 ? [...deps.config.trustedProxies] : false,
     return503OnClosing: true,
@@ -51,7 +52,9 @@ export async function buildHttpApp(
   await registerSecurityHeaders(app, profile);
   app.setErrorHandler((error, request, reply) => {
     const known = toCitadelError(error);
-    if (known.status >= 500) request.log.error({ err: error }, 'http:failed');
+    if (known.code === 'internal_error') request.log.error({ err: error }, 'http:failed');
+    else if (known.code === 'not_ready') request.log.debug('http:not-ready');
+    else if (known.status >= 500) request.log.warn({ code: known.code }, 'http:unavailable');
     else request.log.info({ code: known.code, path: pathOf(request.url) }, 'http:refused');
     if (known.retryAfterMs !== undefined) {
       reply.header('Retry-After', String(Math.max(1, Math.ceil(known.retryAfterMs / 1_000))));

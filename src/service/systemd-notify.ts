@@ -4,15 +4,22 @@
  * applied), `STOPPING=1` when shutdown starts, and `WATCHDOG=1` pings sent
  * from the event loop at half of `WATCHDOG_USEC`, so a wedged loop is
  * restarted by systemd. Without `NOTIFY_SOCKET` every call does nothing.
+ *
+ * Node cannot send a Unix datagram itself, and the npm packages that can are
+ * native addons (one of them not installable with `npm ci`). So messages go
+ * through the `systemd-notify` tool that ships with systemd, with `--pid` set
+ * to the daemon (the unit says `NotifyAccess=all`). It waits until systemd
+ * has read each message, so systemd never meets a message from a process
+ * that has already exited.
  */
-import { DgramSocket } from 'node-unix-socket';
+import { execFile } from 'node:child_process';
 import type { Logger } from '../log/logger.ts';
 
 export interface Notifier {
   ready(status: string): void;
   stopping(): void;
   status(text: string): void;
-  /** Stops the watchdog pings and closes the socket. */
+  /** Stops the watchdog pings. */
   close(): void;
 }
 
@@ -22,11 +29,6 @@ const silent: Notifier = Object.freeze({
   status: () => {},
   close: () => {},
 });
-
-/** The socket path systemd gave; `@name` is an abstract socket. */
-function socketPath(value: string): string {
-  return value.startsWith('@') ? `\0${value.slice(1)}` : value;
-}
 
 /** How often to ping, or undefined when systemd asked for no watchdog (or not of us). */
 export function watchdogIntervalMs(env: NodeJS.ProcessEnv, pid = process.pid): number | undefined {
@@ -38,32 +40,25 @@ export function watchdogIntervalMs(env: NodeJS.ProcessEnv, pid = process.pid): n
 }
 
 export function createNotifier(log: Logger, env: NodeJS.ProcessEnv = process.env): Notifier {
-  const target = env['NOTIFY_SOCKET'];
-  if (!target) return silent;
-  const path = socketPath(target);
-  const socket = new DgramSocket();
-  socket.on('error', (error: unknown) => log.warn({ err: error }, 'systemd:notify-failed'));
-  const send = (text: string) => {
-    const message = Buffer.from(text);
-    try {
-      socket.sendTo(message, 0, message.length, path);
-    } catch (error) {
-      log.warn({ err: error }, 'systemd:notify-failed');
-    }
+  if (!env['NOTIFY_SOCKET']) return silent;
+  let warned = false;
+  const send = (args: string[]) => {
+    execFile('systemd-notify', [`--pid=${process.pid}`, ...args], { timeout: 5_000 }, (error) => {
+      if (!error || warned) return;
+      warned = true;
+      log.warn({ err: error }, 'systemd:notify-failed; is systemd-notify installed?');
+    });
   };
   let pinger: NodeJS.Timeout | undefined;
   const intervalMs = watchdogIntervalMs(env);
   if (intervalMs !== undefined) {
-    pinger = setInterval(() => send('WATCHDOG=1'), intervalMs);
+    pinger = setInterval(() => send(['WATCHDOG=1']), intervalMs);
     pinger.unref();
   }
   return {
-    ready: (status) => send(`READY=1\nSTATUS=${status}\nMAINPID=${process.pid}`),
-    stopping: () => send('STOPPING=1\nSTATUS=draining'),
-    status: (text) => send(`STATUS=${text}`),
-    close: () => {
-      clearInterval(pinger);
-      socket.close();
-    },
+    ready: (status) => send(['--ready', `--status=${status}`]),
+    stopping: () => send(['--status=draining', 'STOPPING=1']),
+    status: (text) => send([`--status=${text}`]),
+    close: () => clearInterval(pinger),
   };
 }

@@ -20,11 +20,11 @@ import { closeCodes } from './close-codes.ts';
 import { handleHeartbeat } from './handlers/heartbeat.ts';
 import { handleRefresh } from './handlers/refresh.ts';
 import { handleThreat } from './handlers/threat.ts';
-import { parseInbound } from './protocol.ts';
+import { maxInvalidMessages, parseInbound } from './protocol.ts';
 import type { LiveSession, SessionRegistry } from './registry.ts';
 
-/** Invalid messages a session may send before it is closed with 1008. */
-export const maxInvalidMessages = 5;
+/** Bytes that may wait unsent on an agent's socket; a session's frames are small. */
+export const maxAgentBufferedBytes = 256 * 1024;
 
 export interface SessionDeps {
   readonly pool: DatabasePool;
@@ -146,7 +146,17 @@ export class AgentSession implements LiveSession {
     this.deps.writeBehind.recordBudgets(this.agentId, snapshot);
   }
 
+  /**
+   * Sends a frame, unless the agent has stopped reading: past
+   * `maxAgentBufferedBytes` queued on its socket, the session is closed
+   * (1008) rather than let the daemon's memory grow with it.
+   */
   send(message: object): void {
+    if (this.connection.bufferedBytes > maxAgentBufferedBytes) {
+      this.log.warn({ bufferedBytes: this.connection.bufferedBytes }, 'session:not-reading');
+      this.close(closeCodes.policyViolation, 'not reading its socket');
+      return;
+    }
     this.connection.send(message);
   }
 

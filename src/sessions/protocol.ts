@@ -4,6 +4,10 @@
  * frame with `invalid_message` and changes nothing.
  */
 import { z } from 'zod';
+import { unstorableJson } from '../net/json-guard.ts';
+
+/** Invalid messages a socket may send before it is closed with 1008. */
+export const maxInvalidMessages = 5;
 
 /** The largest frame a socket accepts; a larger one closes it with 1009. */
 export const maxFrameBytes = 64 * 1024;
@@ -42,6 +46,14 @@ export function parseInbound(text: string): ParseResult {
     value = JSON.parse(text);
   } catch {
     return { ok: false, reason: 'the frame is not JSON' };
+  }
+  const unstorable = unstorableJson(value);
+  if (unstorable) {
+    const id = (value as { id?: unknown } | null)?.id;
+    const reason = `the message cannot be stored: ${unstorable}`;
+    return typeof id === 'string' && id.length <= 64
+      ? { ok: false, reason, ref: id }
+      : { ok: false, reason };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, reason: 'the frame is not a JSON object' };

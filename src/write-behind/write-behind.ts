@@ -173,13 +173,15 @@ export class WriteBehind {
   /** Flushes everything queued; for shutdown. Rejects after `timeoutMs`. */
   async drain(timeoutMs = 8_000): Promise<void> {
     const deadline = this.#clock.monotonicMs() + timeoutMs;
+    const remaining = () => deadline - this.#clock.monotonicMs();
     while (this.#hasWork() || this.#flushing) {
-      if (this.#clock.monotonicMs() > deadline) {
+      if (remaining() <= 0) throw new Error('write-behind did not drain in time');
+      // A flush stuck on the database must not hold the shutdown past its budget.
+      const flush = this.#flushing ?? this.#flush();
+      if (!(await settlesWithin(flush, remaining()))) {
         throw new Error('write-behind did not drain in time');
       }
-      if (this.#flushing) await this.#flushing;
-      else await this.#flush();
-      if (this.#failures > 0) await pause(this.#retryDelayMs());
+      if (this.#failures > 0) await pause(Math.min(this.#retryDelayMs(), Math.max(0, remaining())));
     }
   }
 
@@ -301,7 +303,7 @@ export class WriteBehind {
     liveness: Map<string, Liveness>,
   ): void {
     this.#observer?.failed();
-    if (!isDataError(error)) {
+    if (isTransientFailure(error)) {
       this.#failures += 1;
       this.#log.error(
         { err: error, failures: this.#failures, queued: this.#threats.length + threats.length },
@@ -358,13 +360,67 @@ export class WriteBehind {
   }
 }
 
-/** PostgreSQL refused the rows themselves (class 22 or 23), not the connection. */
-function isDataError(error: unknown): boolean {
+/** SQLSTATE classes and codes of a database that is away or busy, not of bad rows. */
+const transientSqlState = /^(08|53|57P0[1-5]|40001|40P01|55P03|58)/;
+const transientNodeError = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const transientSlonikError = new Set([
+  'ConnectionError',
+  'BackendTerminatedError',
+  'BackendTerminatedUnexpectedlyError',
+  'IdleTransactionTimeoutError',
+  'StatementTimeoutError',
+  'StatementCancelledError',
+]);
+
+/**
+ * Whether a failed flush is the database being away or busy (retry the batch
+ * as it is) rather than the batch itself being refused (retry its threats one
+ * by one, so one bad report fails alone). Only failures known to be
+ * transient are treated so: an unknown failure that really is transient costs
+ * one pass of single-threat flushes, while an unknown data error treated as
+ * transient would stall every agent's threats behind it.
+ */
+export function isTransientFailure(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^(22|23)[0-9A-Z]{3}$/.test(code)) return true;
+    if (
+      typeof code === 'string' &&
+      (transientSqlState.test(code) || transientNodeError.has(code))
+    ) {
+      return true;
+    }
+    if (transientSlonikError.has(e.name)) return true;
+    if (
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(
+        e.message,
+      )
+    ) {
+      return true;
+    }
   }
   return false;
+}
+
+/** Whether the promise settled within `ms`; the timer does not outlive the answer. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function pause(ms: number): Promise<void> {

@@ -3,9 +3,8 @@
  * of the test's own (READY=1 only once serving, watchdog pings, STOPPING=1),
  * and the Prometheus metrics.
  */
-import { rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { DgramSocket } from 'node-unix-socket';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsJson, openSocket, wssUrl } from '../support/clients.ts';
 import {
@@ -23,13 +22,28 @@ let daemon: RunningDaemon;
 let metricsPort: number;
 const notifySocketPath = path.join(tempDir('notify'), 'notify.sock');
 const notifications: Array<{ text: string; at: number }> = [];
-const notifySocket = new DgramSocket();
+let receiver: ChildProcess;
 
 beforeAll(async () => {
-  rmSync(notifySocketPath, { force: true });
-  notifySocket.bind(notifySocketPath);
-  notifySocket.on('data', (data: Buffer) => {
-    notifications.push({ text: data.toString(), at: Date.now() });
+  receiver = spawn(
+    'python3',
+    [path.join(import.meta.dirname, '../support/notify-receiver.py'), notifySocketPath],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await new Promise<void>((resolve) => {
+    let pending = '';
+    receiver.stdout!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const message = JSON.parse(line) as { listening?: string; text?: string };
+        if (message.listening) resolve();
+        if (message.text !== undefined) notifications.push({ text: message.text, at: Date.now() });
+      }
+    });
   });
   db = await createTestDatabase();
   metricsPort = await freePort();
@@ -45,7 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.stop();
-  notifySocket.close();
+  receiver?.kill();
   await db?.drop();
 });
 
@@ -62,9 +76,9 @@ describe('the systemd notification protocol', () => {
   });
 
   it('pings the watchdog from the event loop at half of WATCHDOG_USEC', async () => {
-    const before = notifications.filter((n) => n.text === 'WATCHDOG=1').length;
+    const before = notifications.filter((n) => n.text.includes('WATCHDOG=1')).length;
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    const after = notifications.filter((n) => n.text === 'WATCHDOG=1').length;
+    const after = notifications.filter((n) => n.text.includes('WATCHDOG=1')).length;
     expect(after - before).toBeGreaterThanOrEqual(4);
     expect(after - before).toBeLessThanOrEqual(7);
   });
@@ -121,7 +135,7 @@ describe('stopping', () => {
   it('tells systemd STOPPING=1 when shutdown starts, then exits 0', async () => {
     daemon.process.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
-    expect(notifications.some((n) => n.text.startsWith('STOPPING=1'))).toBe(true);
+    expect(notifications.some((n) => n.text.includes('STOPPING=1'))).toBe(true);
   });
 });
 
