@@ -172,6 +172,20 @@ describe('the admin API', () => {
     ]);
   });
 
+  it('answers a note with a NUL character with 400 and changes nothing', async () => {
+    const threat = await report();
+    const id = (await db.query('SELECT id FROM threats WHERE report_id = $1', [threat.id])).rows[0]!
+      .id as string;
+    const refused = await api('PATCH', `/api/v1/threats/${id}`, {
+      token: admin,
+      body: { status: 'acknowledged', note: 'a\u0000b' },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe('invalid_request');
+    const row = await db.query('SELECT status FROM threats WHERE id = $1', [id]);
+    expect(row.rows[0]!.status).toBe('open');
+  });
+
   it('answers readiness and health', async () => {
     expect((await api('GET', '/healthz')).status).toBe(200);
     expect((await api('GET', '/readyz')).body).toEqual({ status: 'ready' });

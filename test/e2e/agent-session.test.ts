@@ -153,6 +153,32 @@ describe('the agent session', () => {
     await socket.close();
   });
 
+  it('refuses reports the database could not store, and keeps storing everyone else’s', async () => {
+    const enrolled = await enroll();
+    const other = await enroll();
+    const socket = await connect(enrolled.token);
+    const healthy = await connect(other.token);
+    const poisons = [
+      threat({ title: 'nul \u0000 inside' }),
+      threat({ details: { s: '\udfff' } }),
+      threat({ details: JSON.parse(`${'['.repeat(40)}1${']'.repeat(40)}`) }),
+    ];
+    for (const poison of poisons) socket.send(poison);
+    for (const poison of poisons) {
+      const refusal = await socket.next((m) => m.type === 'error' && m.ref === poison.id);
+      expect(refusal.code).toBe('invalid_message');
+    }
+    const report = threat();
+    healthy.send(report);
+    await healthy.next((m) => m.type === 'ack' && m.id === report.id);
+    const stored = await db.query('SELECT count(*)::int AS n FROM threats WHERE agent_id = $1', [
+      enrolled.agent_id,
+    ]);
+    expect(stored.rows[0]!.n).toBe(0);
+    await socket.close();
+    await healthy.close();
+  });
+
   it('closes a socket that keeps sending invalid messages with 1008', async () => {
     const enrolled = await enroll();
     const socket = await connect(enrolled.token);
