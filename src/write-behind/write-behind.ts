@@ -89,6 +89,8 @@ export class WriteBehind {
   #budgets = new Map<string, BudgetSnapshot>();
   #timer: TimerHandle | undefined;
   #timerDueAt = 0;
+  /** Threats taken by the flush under way. */
+  #inFlight = 0;
   #flushing: Promise<void> | undefined;
   #failures = 0;
   #isolate = 0;
@@ -115,7 +117,7 @@ export class WriteBehind {
 
   get depth(): { threats: number; audit: number; liveness: number } {
     return {
-      threats: this.#threats.length,
+      threats: this.#threats.length + this.#inFlight,
       audit: this.#audit.length,
       liveness: this.#liveness.size,
     };
@@ -130,7 +132,9 @@ export class WriteBehind {
     if (this.#stopped || this.#intakeClosed) {
       return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs: 5_000 }));
     }
-    if (this.#threats.length >= this.#settings.maxPendingThreats) {
+    // The bound counts the batch being written too: it comes back to the
+    // queue if the write fails.
+    if (this.#threats.length + this.#inFlight >= this.#settings.maxPendingThreats) {
       const retryAfterMs = this.#backpressureDelayMs();
       return Promise.reject(new CitadelError('storage_unavailable', { retryAfterMs }));
     }
@@ -235,6 +239,7 @@ export class WriteBehind {
     }
     this.#flushing = this.#flushOnce().finally(() => {
       this.#flushing = undefined;
+      this.#inFlight = 0;
       if (this.#hasWork() && !this.#stopped) {
         this.#schedule(this.#failures > 0 ? this.#retryDelayMs() : 0);
       }
@@ -245,6 +250,7 @@ export class WriteBehind {
   async #flushOnce(): Promise<void> {
     const isolating = this.#isolate > 0;
     const threats = this.#threats.splice(0, isolating ? 1 : this.#settings.maxBatch);
+    this.#inFlight = threats.length;
     const audit = isolating ? [] : this.#audit.splice(0, this.#settings.maxBatch);
     const liveness = isolating ? new Map<string, Liveness>() : this.#liveness;
     const budgets = isolating ? new Map<string, BudgetSnapshot>() : this.#budgets;

@@ -226,9 +226,16 @@ describe('three daemons on one database', () => {
   it('leaves exactly one open session per agent when each connects to two daemons at once', async () => {
     const [a, b] = daemons as [RunningDaemon, RunningDaemon];
     const agents = await Promise.all(Array.from({ length: 8 }, () => enroll(a, secret)));
+    // Either session may lose the race before its welcome, so wait for the
+    // welcome or the close, whichever comes.
+    const openOrClosed = async (daemon: RunningDaemon, token: string) => {
+      const socket = await openSocket(wssUrl(daemon.baseUrl, '/api/v1/agent'), daemon.ca, token);
+      await Promise.race([socket.next((m) => m.type === 'welcome'), socket.closed]);
+      return socket;
+    };
     const pairs = await Promise.all(
       agents.map((agent) =>
-        Promise.all([connectAgent(a, agent.token), connectAgent(b, agent.token)]),
+        Promise.all([openOrClosed(a, agent.token), openOrClosed(b, agent.token)]),
       ),
     );
     await new Promise((resolve) => setTimeout(resolve, 1_500));
