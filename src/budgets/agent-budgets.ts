@@ -11,10 +11,12 @@
  *
  * Times are monotonic milliseconds. `snapshot()`/`restore()` carry them
  * across restarts and daemons as wall-clock times. The heartbeat log, whose
- * limit is one, is a single number; the others stay `null` until used.
+ * limit is one, is a single number; the others are packed into strings
+ * (`packed-log.ts`), empty until used: budgets exist once per agent.
  */
 import type { BudgetPolicy } from '../config/config.ts';
-import { type BudgetDecision, spendLog, type TimeLog } from './sliding-window.ts';
+import { type PackedLog, pack, spendPacked, times } from './packed-log.ts';
+import type { BudgetDecision } from './sliding-window.ts';
 
 export type AgentBudgetName = 'threat' | 'refresh' | 'heartbeat';
 
@@ -33,8 +35,8 @@ export interface BudgetSnapshot {
 const allowed: BudgetDecision = Object.freeze({ allowed: true });
 
 export class AgentBudgets {
-  threat: TimeLog = null;
-  refresh: TimeLog = null;
+  threat: PackedLog = '';
+  refresh: PackedLog = '';
   /** When the last counted heartbeat came; NaN before the first. */
   heartbeatAt = Number.NaN;
   readonly #policy: BudgetPolicy;
@@ -49,7 +51,7 @@ export class AgentBudgets {
     if (name === 'heartbeat') return this.#spendHeartbeat(nowMonoMs);
     const spec = name === 'threat' ? this.#policy.threatsPerAgent : this.#policy.refreshesPerAgent;
     if (!spec) return allowed;
-    const spent = spendLog(this[name], spec, nowMonoMs);
+    const spent = spendPacked(this[name], spec, nowMonoMs);
     this[name] = spent.log;
     return spent.decision;
   }
@@ -65,23 +67,21 @@ export class AgentBudgets {
   snapshot(nowMonoMs: number, nowWallMs: number): BudgetSnapshot {
     const toWall = (t: number) => Math.round(nowWallMs - (nowMonoMs - t));
     return {
-      threat: (this.threat ?? []).map(toWall),
-      refresh: (this.refresh ?? []).map(toWall),
+      threat: times(this.threat).map(toWall),
+      refresh: times(this.refresh).map(toWall),
       heartbeat: Number.isNaN(this.heartbeatAt) ? [] : [toWall(this.heartbeatAt)],
     };
   }
 
   /** Takes stored logs back as monotonic times; entries from the future are dropped. */
   restore(stored: Partial<BudgetSnapshot>, nowMonoMs: number, nowWallMs: number): void {
-    const toMono = (times: readonly number[] | undefined): TimeLog => {
-      const kept = (Array.isArray(times) ? times : [])
-        .filter((t) => typeof t === 'number' && t <= nowWallMs)
+    const toMono = (logged: readonly number[] | undefined): number[] =>
+      (Array.isArray(logged) ? logged : [])
+        .filter((t) => typeof t === 'number' && Number.isFinite(t) && t <= nowWallMs)
         .map((t) => nowMonoMs - (nowWallMs - t))
         .sort((a, b) => a - b);
-      return kept.length === 0 ? null : kept;
-    };
-    this.threat = toMono(stored.threat);
-    this.refresh = toMono(stored.refresh);
-    this.heartbeatAt = toMono(stored.heartbeat)?.at(-1) ?? Number.NaN;
+    this.threat = pack(toMono(stored.threat));
+    this.refresh = pack(toMono(stored.refresh));
+    this.heartbeatAt = toMono(stored.heartbeat).at(-1) ?? Number.NaN;
   }
 }

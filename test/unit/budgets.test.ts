@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { AgentBudgets } from '../../src/budgets/agent-budgets.ts';
 import { FailureBudget } from '../../src/budgets/failure-budget.ts';
+import { pack, spendPacked, times } from '../../src/budgets/packed-log.ts';
 import { RefusalLedger } from '../../src/budgets/refusals.ts';
 import { spend } from '../../src/budgets/sliding-window.ts';
 import { ManualClock } from '../../src/clock/clock.ts';
@@ -132,5 +133,24 @@ describe('the refusal ledger', () => {
     expect(audited).toHaveLength(2);
     expect(audited[0]!.details).toMatchObject({ budget: 'heartbeat', count: 500 });
     expect(ledger.totals().get('heartbeat')).toBe(500);
+  });
+});
+
+describe('a packed log', () => {
+  it('gives back the exact times it holds, before and long after the process started', () => {
+    const held = [-3_600_000, -1, 0, 1, 1_234_567.0, 30 * 24 * 3_600_000, 5 * 365 * 86_400_000];
+    expect(times(pack(held))).toEqual(held);
+  });
+
+  it('decides like the array log, event for event', () => {
+    const spec = { limit: 3, windowMs: 10_000 };
+    let packed = '';
+    const plain: number[] = [];
+    for (let t = 0; t < 60_000; t += 1_700) {
+      const a = spendPacked(packed, spec, t);
+      packed = a.log;
+      expect(a.decision).toEqual(spend(plain, spec, t));
+      expect(times(packed)).toEqual(plain);
+    }
   });
 });

@@ -1,0 +1,88 @@
+/**
+ * A sliding-window log packed into a string, for the per-agent budgets,
+ * which exist once per agent (100,000 of them): a JS array of numbers costs
+ * a 32-byte wrapper, a 16-byte store header and 8 bytes per time, rounded up
+ * to the capacity V8 grew it to; a string costs a 16-byte header and, here,
+ * 6 bytes per time. Each time is a millisecond count offset by 2^47 (so
+ * times before the process started, restored from storage, stay positive),
+ * written as three UTF-16 code units of 16 bits, oldest first. Strings are
+ * immutable: every change makes a new, exact-size one.
+ *
+ * The string is never shown, logged or stored: `times()` turns it back into
+ * numbers for storage.
+ */
+import type { BudgetDecision, WindowSpec } from './sliding-window.ts';
+
+/** A packed log; the empty string is the empty log. */
+export type PackedLog = string;
+
+const unitsPerTime = 3;
+const offset = 2 ** 47;
+const allowed: BudgetDecision = Object.freeze({ allowed: true });
+
+function encodeInto(units: number[], timeMs: number): void {
+  const value = Math.round(timeMs) + offset;
+  const high = Math.floor(value / 2 ** 32);
+  const low = value % 2 ** 32;
+  units.push(high & 0xffff, low >>> 16, low & 0xffff);
+}
+
+/**
+ * A flat string of the units. Concatenation and `slice` would give V8 rope
+ * and sliced strings, which point at (and keep alive) the strings they came
+ * from; `fromCharCode` makes a string of its own, of exactly this size.
+ */
+function flat(units: readonly number[]): PackedLog {
+  return String.fromCharCode(...units);
+}
+
+function timeAt(log: PackedLog, index: number): number {
+  const at = index * unitsPerTime;
+  const high = log.charCodeAt(at);
+  const low = log.charCodeAt(at + 1) * 2 ** 16 + log.charCodeAt(at + 2);
+  return high * 2 ** 32 + low - offset;
+}
+
+export function packedLength(log: PackedLog): number {
+  return log.length / unitsPerTime;
+}
+
+/** The times of the log, oldest first. */
+export function times(log: PackedLog): number[] {
+  const result = new Array<number>(packedLength(log));
+  for (let i = 0; i < result.length; i += 1) result[i] = timeAt(log, i);
+  return result;
+}
+
+/** A log of the given times (sorted oldest first by the caller). */
+export function pack(sortedTimes: readonly number[]): PackedLog {
+  const units: number[] = [];
+  for (const time of sortedTimes) encodeInto(units, time);
+  return flat(units);
+}
+
+/**
+ * Counts an event at `nowMs` when the window has room, else refuses with the
+ * time until the oldest counted event leaves it. Returns the log to keep.
+ */
+export function spendPacked(
+  log: PackedLog,
+  spec: WindowSpec,
+  nowMs: number,
+): { decision: BudgetDecision; log: PackedLog } {
+  const count = packedLength(log);
+  let expired = 0;
+  while (expired < count && timeAt(log, expired) <= nowMs - spec.windowMs) expired += 1;
+  const kept = (extra: number) => {
+    const units: number[] = [];
+    for (let i = expired * unitsPerTime; i < log.length; i += 1) units.push(log.charCodeAt(i));
+    if (!Number.isNaN(extra)) encodeInto(units, extra);
+    return flat(units);
+  };
+  if (count - expired < spec.limit) return { decision: allowed, log: kept(nowMs) };
+  const oldest = timeAt(log, count - spec.limit);
+  return {
+    decision: { allowed: false, retryAfterMs: Math.max(1, oldest + spec.windowMs - nowMs) },
+    log: expired === 0 ? log : kept(Number.NaN),
+  };
+}
