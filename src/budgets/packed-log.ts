@@ -16,11 +16,13 @@ import type { BudgetDecision, WindowSpec } from './sliding-window.ts';
 /** A packed log; the empty string is the empty log. */
 export type PackedLog = string;
 
-const unitsPerTime = 3;
+/** Code units per time. */
+export const unitsPerTime = 3;
 const offset = 2 ** 47;
 const allowed: BudgetDecision = Object.freeze({ allowed: true });
 
-function encodeInto(units: number[], timeMs: number): void {
+/** Appends the three code units of a time. */
+export function encodeInto(units: number[], timeMs: number): void {
   const value = Math.round(timeMs) + offset;
   const high = Math.floor(value / 2 ** 32);
   const low = value % 2 ** 32;
@@ -32,12 +34,17 @@ function encodeInto(units: number[], timeMs: number): void {
  * and sliced strings, which point at (and keep alive) the strings they came
  * from; `fromCharCode` makes a string of its own, of exactly this size.
  */
-function flat(units: readonly number[]): PackedLog {
+export function flat(units: readonly number[]): PackedLog {
   return String.fromCharCode(...units);
 }
 
 function timeAt(log: PackedLog, index: number): number {
-  const at = index * unitsPerTime;
+  return timeAtUnit(log, index * unitsPerTime);
+}
+
+/** The time whose three code units start at `unit`. */
+export function timeAtUnit(log: string, unit: number): number {
+  const at = unit;
   const high = log.charCodeAt(at);
   const low = log.charCodeAt(at + 1) * 2 ** 16 + log.charCodeAt(at + 2);
   return high * 2 ** 32 + low - offset;
