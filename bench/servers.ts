@@ -5,7 +5,6 @@
  * working directory, not to a pipe the harness would have to drain.
  */
 import { openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { ChildHandle } from './ipc.ts';
 import type { ProbeReading } from './probe.ts';
@@ -121,20 +120,7 @@ function tail(file: string): string {
   }
 }
 
-/** A TCP port free on loopback now, for a daemon that must come back on the same one. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no free port'));
-      });
-    });
-  });
-}
+export { freePort } from '../src/net/free-port.ts';
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { severitySchema, threatTypeSchema } from '../sessions/protocol.ts';
 import { ClientError } from './errors.ts';
 
 /** The server closes a socket on a frame over 64 KiB; stay clear of it. */
@@ -24,12 +25,8 @@ export interface ThreatReport {
 /** Checked as the daemon checks a `threat` frame, so that what it refuses never queues. */
 const reportInputSchema = z.strictObject({
   id: z.uuid().optional(),
-  threat_type: z
-    .string()
-    .min(1)
-    .max(64)
-    .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only'),
-  severity: z.int().min(1).max(10),
+  threat_type: threatTypeSchema,
+  severity: severitySchema,
   title: z.string().trim().min(1).max(256),
   details: z.record(z.string(), z.unknown()).optional(),
   detected_at: z.iso.datetime({ offset: true }).optional(),

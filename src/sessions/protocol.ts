@@ -12,15 +12,21 @@ export const maxInvalidMessages = 5;
 /** The largest frame a socket accepts; a larger one closes it with 1009. */
 export const maxFrameBytes = 64 * 1024;
 
+/** A threat's type, as every report must name it (the agent checks with the same schema). */
+export const threatTypeSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only');
+
+/** A threat's severity, 1 to 10. */
+export const severitySchema = z.int().min(1).max(10);
+
 const threatMessage = z.strictObject({
   type: z.literal('threat'),
   id: z.uuid(),
-  threat_type: z
-    .string()
-    .min(1)
-    .max(64)
-    .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only'),
-  severity: z.int().min(1).max(10),
+  threat_type: threatTypeSchema,
+  severity: severitySchema,
   title: z.string().min(1).max(256),
   details: z.record(z.string(), z.unknown()).default({}),
   detected_at: z.iso.datetime({ offset: true }),

@@ -13,6 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { severitySchema, threatTypeSchema } from '../../sessions/protocol.ts';
 import { ClientError } from '../errors.ts';
 
 /** The rule file shipped with the agent. */
@@ -21,12 +22,8 @@ export const defaultRulesFile = resolve(import.meta.dirname, '../../../config/ag
 const ruleSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'lower-case letters, digits, _ . -'),
   description: z.string().optional(),
-  threat_type: z
-    .string()
-    .min(1)
-    .max(64)
-    .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only'),
-  severity: z.int().min(1).max(10),
+  threat_type: threatTypeSchema,
+  severity: severitySchema,
   title: z.string().trim().min(1).max(200),
   patterns: z.array(z.string().min(1)).min(1),
   threshold: z
