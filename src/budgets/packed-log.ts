@@ -38,10 +38,6 @@ export function flat(units: readonly number[]): PackedLog {
   return String.fromCharCode(...units);
 }
 
-function timeAt(log: PackedLog, index: number): number {
-  return timeAtUnit(log, index * unitsPerTime);
-}
-
 /** The time whose three code units start at `unit`. */
 export function timeAtUnit(log: string, unit: number): number {
   const at = unit;
@@ -50,14 +46,10 @@ export function timeAtUnit(log: string, unit: number): number {
   return high * 2 ** 32 + low - offset;
 }
 
-export function packedLength(log: PackedLog): number {
-  return log.length / unitsPerTime;
-}
-
 /** The times of the log, oldest first. */
 export function times(log: PackedLog): number[] {
-  const result = new Array<number>(packedLength(log));
-  for (let i = 0; i < result.length; i += 1) result[i] = timeAt(log, i);
+  const result = new Array<number>(log.length / unitsPerTime);
+  for (let i = 0; i < result.length; i += 1) result[i] = timeAtUnit(log, i * unitsPerTime);
   return result;
 }
 
@@ -66,30 +58,4 @@ export function pack(sortedTimes: readonly number[]): PackedLog {
   const units: number[] = [];
   for (const time of sortedTimes) encodeInto(units, time);
   return flat(units);
-}
-
-/**
- * Counts an event at `nowMs` when the window has room, else refuses with the
- * time until the oldest counted event leaves it. Returns the log to keep.
- */
-export function spendPacked(
-  log: PackedLog,
-  spec: WindowSpec,
-  nowMs: number,
-): { decision: BudgetDecision; log: PackedLog } {
-  const count = packedLength(log);
-  let expired = 0;
-  while (expired < count && timeAt(log, expired) <= nowMs - spec.windowMs) expired += 1;
-  const kept = (extra: number) => {
-    const units: number[] = [];
-    for (let i = expired * unitsPerTime; i < log.length; i += 1) units.push(log.charCodeAt(i));
-    if (!Number.isNaN(extra)) encodeInto(units, extra);
-    return flat(units);
-  };
-  if (count - expired < spec.limit) return { decision: allowed, log: kept(nowMs) };
-  const oldest = timeAt(log, count - spec.limit);
-  return {
-    decision: { allowed: false, retryAfterMs: Math.max(1, oldest + spec.windowMs - nowMs) },
-    log: expired === 0 ? log : kept(Number.NaN),
-  };
 }

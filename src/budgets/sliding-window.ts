@@ -5,11 +5,9 @@
  * the window, and stepping the wall clock changes nothing. Nothing resets on
  * the hour.
  *
- * Memory matters here (one set of logs per agent, 100,000 agents): a log is
- * `null` until its first event, and is replaced by an exact-size copy on each
- * change rather than grown in place, since V8 gives an array that grows by
- * `push` room for 17 elements. An agent with three reports in the last hour
- * costs three numbers, not `limit` of them nor 17.
+ * This array form serves budgets kept per IP (`failure-budget.ts`); the
+ * per-agent budgets, which exist 100,000 times over, keep the same logs
+ * packed into strings (`agent-budgets.ts`, `packed-log.ts`).
  */
 
 import type { WindowSpec } from '../config/config.ts';
@@ -22,41 +20,11 @@ export type BudgetDecision =
 
 const allowed: BudgetDecision = Object.freeze({ allowed: true });
 
-/** A log of event times, oldest first; `null` is the empty log. */
-export type TimeLog = readonly number[] | null;
-
 /** How many of the oldest times have left the window ending at `nowMs`. */
 function expiredCount(times: readonly number[], spec: WindowSpec, nowMs: number): number {
   let expired = 0;
   while (expired < times.length && times[expired]! <= nowMs - spec.windowMs) expired += 1;
   return expired;
-}
-
-/** The outcome of a spend: the decision and the log to keep. */
-export interface Spent {
-  readonly decision: BudgetDecision;
-  readonly log: TimeLog;
-}
-
-/**
- * Counts an event at `nowMs` when the window has room; otherwise refuses and
- * counts nothing. Returns the new log; the given one is not changed.
- */
-export function spendLog(log: TimeLog, spec: WindowSpec, nowMs: number): Spent {
-  const times = log ?? [];
-  const live = times.length - expiredCount(times, spec, nowMs);
-  if (live < spec.limit) {
-    const next = new Array<number>(live + 1);
-    for (let i = 0; i < live; i += 1) next[i] = times[times.length - live + i]!;
-    next[live] = nowMs;
-    return { decision: allowed, log: next };
-  }
-  const oldest = times[times.length - spec.limit]!;
-  const retryAfterMs = Math.max(1, oldest + spec.windowMs - nowMs);
-  return {
-    decision: { allowed: false, retryAfterMs },
-    log: times.length === live ? log : times.slice(-live),
-  };
 }
 
 /** Drops the times that have left the window ending at `nowMs`, in place. */
@@ -65,11 +33,14 @@ function prune(times: number[], spec: WindowSpec, nowMs: number): void {
   if (expired > 0) times.splice(0, expired);
 }
 
-/** `spendLog` on a log the caller owns and lets change in place. */
+/**
+ * Counts an event at `nowMs` when the window has room; otherwise refuses and
+ * counts nothing. `times` is the caller's log, changed in place.
+ */
 export function spend(times: number[], spec: WindowSpec, nowMs: number): BudgetDecision {
-  const spent = spendLog(times, spec, nowMs);
-  if (spent.log !== times) times.splice(0, times.length, ...(spent.log ?? []));
-  return spent.decision;
+  const refused = peek(times, spec, nowMs);
+  if (refused.allowed) times.push(nowMs);
+  return refused;
 }
 
 /** What `spend` would decide, without counting anything. */

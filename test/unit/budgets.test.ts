@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { AgentBudgets } from '../../src/budgets/agent-budgets.ts';
 import { FailureBudget } from '../../src/budgets/failure-budget.ts';
-import { pack, spendPacked, times } from '../../src/budgets/packed-log.ts';
+import { pack, times } from '../../src/budgets/packed-log.ts';
 import { RefusalLedger } from '../../src/budgets/refusals.ts';
 import { spend } from '../../src/budgets/sliding-window.ts';
 import { ManualClock } from '../../src/clock/clock.ts';
@@ -142,15 +142,13 @@ describe('a packed log', () => {
     expect(times(pack(held))).toEqual(held);
   });
 
-  it('decides like the array log, event for event', () => {
+  it('decides like the array log, event for event, inside agent budgets', () => {
     const spec = { limit: 3, windowMs: 10_000 };
-    let packed = '';
+    const budgets = new AgentBudgets({ ...policy, threatsPerAgent: spec }, 60_000);
     const plain: number[] = [];
     for (let t = 0; t < 60_000; t += 1_700) {
-      const a = spendPacked(packed, spec, t);
-      packed = a.log;
-      expect(a.decision).toEqual(spend(plain, spec, t));
-      expect(times(packed)).toEqual(plain);
+      expect(budgets.spend('threat', t)).toEqual(spend(plain, spec, t));
     }
+    expect(budgets.snapshot(60_000, 60_000).threat).toEqual(plain);
   });
 });
