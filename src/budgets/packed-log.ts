@@ -11,15 +11,12 @@
  * The string is never shown, logged or stored: `times()` turns it back into
  * numbers for storage.
  */
-import type { BudgetDecision, WindowSpec } from './sliding-window.ts';
-
 /** A packed log; the empty string is the empty log. */
 export type PackedLog = string;
 
 /** Code units per time. */
 export const unitsPerTime = 3;
 const offset = 2 ** 47;
-const allowed: BudgetDecision = Object.freeze({ allowed: true });
 
 /** Appends the three code units of a time. */
 export function encodeInto(units: number[], timeMs: number): void {

@@ -100,31 +100,46 @@ function tlsFileProblem(key: string, problem: string, cause?: unknown): CitadelE
   });
 }
 
-async function generateDevCertificate(certFile: string, keyFile: string): Promise<void> {
+/**
+ * A self-signed certificate that is its own CA: an EC P-256 key, signed with
+ * SHA-256, with SANs for localhost, 127.0.0.1 and (unless told not to) ::1,
+ * valid from a minute ago. The development certificate, and the tests' certificates, are these.
+ */
+export async function generateSelfSigned(
+  options: { commonName?: string; validDays?: number; ipv6Loopback?: boolean } = {},
+): Promise<{ cert: string; key: string }> {
   const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(notBeforeDate.getTime() + 365 * 24 * 3_600_000);
-  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate,
-    notAfterDate,
-    extensions: [
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyCertSign: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-          { type: 7, ip: '::1' },
-        ],
-      },
-    ],
-  });
+  const notAfterDate = new Date(Date.now() + (options.validDays ?? 365) * 86_400_000);
+  const pems = await selfsigned.generate(
+    [{ name: 'commonName', value: options.commonName ?? 'localhost' }],
+    {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      notBeforeDate,
+      notAfterDate,
+      extensions: [
+        { name: 'basicConstraints', cA: true, critical: true },
+        { name: 'keyUsage', digitalSignature: true, keyCertSign: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        {
+          name: 'subjectAltName',
+          altNames: [
+            { type: 2, value: 'localhost' },
+            { type: 7, ip: '127.0.0.1' },
+            ...(options.ipv6Loopback === false ? [] : [{ type: 7 as const, ip: '::1' }]),
+          ],
+        },
+      ],
+    },
+  );
+  return { cert: pems.cert, key: pems.private };
+}
+
+async function generateDevCertificate(certFile: string, keyFile: string): Promise<void> {
+  const pems = await generateSelfSigned();
   mkdirSync(path.dirname(certFile), { recursive: true, mode: 0o700 });
-  writeFileSync(keyFile, pems.private, { mode: 0o600 });
+  writeFileSync(keyFile, pems.key, { mode: 0o600 });
   writeFileSync(certFile, pems.cert, { mode: 0o644 });
 }
 

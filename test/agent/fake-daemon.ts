@@ -9,8 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import selfsigned from 'selfsigned';
 import { WebSocket, WebSocketServer } from 'ws';
+import { generateSelfSigned } from '../../src/tls/certificates.ts';
 
 export interface TestCertificate {
   readonly cert: string;
@@ -21,27 +21,11 @@ export interface TestCertificate {
 
 /** Makes a self-signed certificate for localhost and 127.0.0.1. */
 export async function makeCertificate(commonName = 'localhost'): Promise<TestCertificate> {
-  const pems = await selfsigned.generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyCertSign: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-        ],
-      },
-    ],
-  });
+  const pems = await generateSelfSigned({ commonName, ipv6Loopback: false });
   const fingerprint = new X509Certificate(pems.cert).fingerprint256
     .replaceAll(':', '')
     .toLowerCase();
-  return { cert: pems.cert, key: pems.private, fingerprint };
+  return { cert: pems.cert, key: pems.key, fingerprint };
 }
 
 export interface JsonReply {

@@ -2,8 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type ConnectionOptions, connect } from 'node:tls';
-import selfsigned from 'selfsigned';
-import { fingerprintOf } from '../../src/tls/certificates.ts';
+import { fingerprintOf, generateSelfSigned } from '../../src/tls/certificates.ts';
 
 export interface TestCertificate {
   readonly certFile: string;
@@ -24,36 +23,16 @@ export async function makeCertificate(
   validDays: number,
   commonName = `citadel-test-${name}`,
 ): Promise<TestCertificate> {
-  const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(Date.now() + validDays * 86_400_000);
-  const pems = await selfsigned.generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate,
-    notAfterDate,
-    extensions: [
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyCertSign: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-        ],
-      },
-    ],
-  });
+  const pems = await generateSelfSigned({ commonName, validDays, ipv6Loopback: false });
   const certFile = path.join(dir, `${name}.pem`);
   const keyFile = path.join(dir, `${name}-key.pem`);
   writeFileSync(certFile, pems.cert);
-  writeFileSync(keyFile, pems.private, { mode: 0o600 });
+  writeFileSync(keyFile, pems.key, { mode: 0o600 });
   return {
     certFile,
     keyFile,
     cert: pems.cert,
-    key: pems.private,
+    key: pems.key,
     fingerprint: fingerprintOf(pems.cert),
   };
 }

@@ -4,8 +4,9 @@
  * interval of the injected clock until the signal aborts.
  *
  * A failure of the host to answer (a file that cannot be read now, a full
- * disk) is logged, less often as it lasts, and retried at the next poll: detectors advance their saved
- * position only after their reports are in the outbox, so a retried poll
+ * disk) is logged, less often as it lasts, and retried at the next poll:
+ * detectors advance their saved position only after their reports are in
+ * the outbox, so a retried poll
  * neither loses nor repeats a threat. Anything else (a damaged state
  * directory, a bug) ends the loop and is the caller's to handle.
  */
