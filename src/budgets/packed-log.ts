@@ -11,6 +11,7 @@
  * The string is never shown, logged or stored: `times()` turns it back into
  * numbers for storage.
  */
+
 /** A packed log; the empty string is the empty log. */
 export type PackedLog = string;
 
