@@ -215,7 +215,21 @@ describe('three daemons on one database', () => {
       enrolled.agent_id,
     ]);
     expect(claim.rows[0]!.daemon_id).toBe(daemonIdOf(b));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The newer session's status reaches the database with b's next flush.
+    await expect.poll(() => statusOf(db, enrolled.agent_id)).toBe('active');
+    // Daemon a records the older session's offline when it sees the close, and
+    // writes it with its next batch. A threat acked by a commit on a, reported
+    // after that close, proves that batch has gone by.
+    await expect
+      .poll(() =>
+        a
+          .entries()
+          .some((e) => e['msg'] === 'session:closed' && e['agentId'] === enrolled.agent_id),
+      )
+      .toBe(true);
+    const probe = await connectAgent(a, (await enroll(a, secret)).token);
+    await report(probe, 1);
+    await probe.close();
     expect(newer.ws.readyState).toBe(newer.ws.OPEN);
     // The older session's offline is not the last word: the daemon holding the agent decides.
     expect(await statusOf(db, enrolled.agent_id)).toBe('active');
