@@ -168,6 +168,10 @@ export class BenchAgent {
       case 'error':
         this.#context.recorder.countError(String(message['code']));
         if (typeof message['ref'] === 'string') this.#settleThreat(message['ref'], false);
+        // A heartbeat refused by its budget gets no ack: its send time must
+        // not be paired with the next heartbeat's ack.
+        else if (message['code'] === 'rate_limited' && /heartbeat/.test(String(message['message'])))
+          this.#heartbeatsSent.shift();
         return;
     }
   }

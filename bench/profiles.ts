@@ -19,16 +19,20 @@ export interface Profile {
     readonly rates: readonly number[];
     readonly seconds: number;
   };
-  /** Figures 4 and 5 run on a time-compressed daemon with this interval. */
+  /** Figure 5 runs on a time-compressed daemon with this interval. */
   readonly compressedIntervalS: number;
   /** Figure 5: agents heartbeating, and the measured window. */
   readonly heartbeat: { readonly agents: number; readonly seconds: number };
   /**
-   * Figure 4: the storm runs twice: with the heartbeat fleet (bench cost 4),
-   * then with `productionCostAgents` agents whose tokens are hashed at cost
-   * 10; each bounded by `timeoutS`.
+   * Figure 4, on a real-time daemon: the storm runs twice: with `agents`
+   * agents (bench cost 4), then with `productionCostAgents` agents whose
+   * tokens are hashed at cost 10; each bounded by `timeoutS`.
    */
-  readonly storm: { readonly productionCostAgents: number; readonly timeoutS: number };
+  readonly storm: {
+    readonly agents: number;
+    readonly productionCostAgents: number;
+    readonly timeoutS: number;
+  };
   /** Figure 7: later starts after the first. */
   readonly laterStarts: number;
 }
@@ -41,7 +45,7 @@ export const quickProfile: Profile = Object.freeze({
   feed: { agents: 200, rates: [250, 500, 1_000, 2_000], seconds: 5 },
   compressedIntervalS: 5,
   heartbeat: { agents: 2_000, seconds: 10 },
-  storm: { productionCostAgents: 150, timeoutS: 50 },
+  storm: { agents: 2_000, productionCostAgents: 150, timeoutS: 50 },
   laterStarts: 2,
 });
 
@@ -53,6 +57,6 @@ export const fullProfile: Profile = Object.freeze({
   feed: { agents: 400, rates: [250, 500, 1_000, 2_000, 4_000, 8_000], seconds: 15 },
   compressedIntervalS: 5,
   heartbeat: { agents: 10_000, seconds: 30 },
-  storm: { productionCostAgents: 10_000, timeoutS: 600 },
+  storm: { agents: 10_000, productionCostAgents: 10_000, timeoutS: 600 },
   laterStarts: 3,
 });

@@ -19,6 +19,13 @@ export interface AgentPrincipal {
   readonly expiresAt: string;
 }
 
+/** A verified agent token, with what a session of its agent starts from. */
+export interface VerifiedAgentToken extends AgentPrincipal {
+  readonly hostname: string;
+  /** Budget state as the database had it, from this or another daemon. */
+  readonly storedBudgets: unknown;
+}
+
 export interface IssuedToken {
   readonly tokenId: string;
   readonly token: string;
@@ -40,18 +47,28 @@ export async function issueAgentToken(
   return { tokenId: credential.id, token: credential.text, expiresAt };
 }
 
-/** The agent a token belongs to; `unauthorized` for anything else. */
+/**
+ * The agent a token belongs to; `unauthorized` for anything else. `signal`
+ * aborts a check still waiting for bcrypt when the client has gone.
+ */
 export async function verifyAgentToken(
   pool: DatabasePool,
   hasher: Hasher,
   text: string | undefined,
-): Promise<AgentPrincipal> {
+  signal?: AbortSignal,
+): Promise<VerifiedAgentToken> {
   const parsed = text === undefined ? undefined : parseCredential('agentToken', text);
   if (!parsed) throw new CitadelError('unauthorized', { details: { reason: 'malformed' } });
   const row = await findLiveAgentToken(pool, parsed.id);
   if (!row) throw new CitadelError('unauthorized', { details: { reason: 'unknown' } });
-  if (!(await hasher.verify(parsed.secret, row.token_hash))) {
+  if (!(await hasher.verify(parsed.secret, row.token_hash, signal))) {
     throw new CitadelError('unauthorized', { details: { reason: 'mismatch' } });
   }
-  return { agentId: row.agent_id, tokenId: row.id, expiresAt: row.expires_at };
+  return {
+    agentId: row.agent_id,
+    tokenId: row.id,
+    expiresAt: row.expires_at,
+    hostname: row.hostname,
+    storedBudgets: row.budgets,
+  };
 }

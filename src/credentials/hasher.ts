@@ -5,6 +5,11 @@
  * would starve everything else. So at most `concurrency` compares run at
  * once, at most `maxQueued` wait, and past that callers are refused at once
  * with `overloaded` (HTTP 503, or a refused upgrade) instead of waiting.
+ *
+ * A check may carry an `AbortSignal` (its client's socket closing): a
+ * waiter whose client has gone leaves the queue at once, and a check whose
+ * client went while it waited is not run. In a reconnect storm clients give
+ * up and retry; without this the queue would fill with work no one reads.
  */
 import bcrypt from 'bcrypt';
 import { CitadelError } from '../errors/catalogue.ts';
@@ -23,9 +28,14 @@ export const defaultHasherSettings: HasherSettings = Object.freeze({
   maxQueued: 2_000,
 });
 
+interface Waiter {
+  readonly admit: () => void;
+  readonly signal: AbortSignal | undefined;
+}
+
 export class Hasher {
   readonly #settings: HasherSettings;
-  readonly #waiting: Array<() => void> = [];
+  readonly #waiting: Waiter[] = [];
   #running = 0;
 
   constructor(settings: Partial<HasherSettings> = {}) {
@@ -40,17 +50,19 @@ export class Hasher {
     return this.#admit(() => bcrypt.hash(secret, this.#settings.cost));
   }
 
-  verify(secret: string, hash: string): Promise<boolean> {
-    return this.#admit(() => bcrypt.compare(secret, hash));
+  /** Compares; rejects with the signal's reason if it aborts before the compare starts. */
+  verify(secret: string, hash: string, signal?: AbortSignal): Promise<boolean> {
+    return this.#admit(() => bcrypt.compare(secret, hash), signal);
   }
 
-  async #admit<T>(work: () => Promise<T>): Promise<T> {
+  async #admit<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
     const queuedAt = performance.now();
     if (this.#running >= this.#settings.concurrency) {
       if (this.#waiting.length >= this.#settings.maxQueued) {
         throw new CitadelError('overloaded', { retryAfterMs: 1_000 });
       }
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      await this.#wait(signal);
     } else {
       this.#running += 1;
     }
@@ -58,9 +70,37 @@ export class Hasher {
     try {
       return await work();
     } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#running -= 1;
+      this.#handOn();
     }
+  }
+
+  /** Waits for a slot handed on by a finished check; leaves the queue if `signal` aborts. */
+  #wait(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        const index = this.#waiting.indexOf(waiter);
+        if (index >= 0) this.#waiting.splice(index, 1);
+        reject(signal?.reason);
+      };
+      const waiter: Waiter = {
+        admit: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        signal,
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(waiter);
+    });
+  }
+
+  /** Gives the finished check's slot to the next waiter whose client is still there. */
+  #handOn(): void {
+    for (let next = this.#waiting.shift(); next; next = this.#waiting.shift()) {
+      if (next.signal?.aborted) continue;
+      next.admit();
+      return;
+    }
+    this.#running -= 1;
   }
 }

@@ -1,20 +1,17 @@
 /**
  * The agent socket endpoint, `/api/v1/agent`: bearer token checked at the
  * upgrade (401 and no socket, no actor, for a bad one), then the agent is
- * claimed for the new session across daemons, then a session.
+ * claimed for the new session across daemons, then a session. Two round
+ * trips: the token with the agent's row, then the claim.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { sql } from 'slonik';
-import { z } from 'zod';
 import { guardAuthFailures, upgradeClientIp } from '../budgets/budget-services.ts';
 import { verifyAgentToken } from '../credentials/agent-tokens.ts';
 import { bearerToken } from '../credentials/tokens.ts';
 import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
 import type { SocketRoute } from '../transport/transport.ts';
 import { type AgentIdentity, AgentSession, type SessionDeps } from './agent-session.ts';
-
-const sessionRow = z.object({ hostname: z.string(), budgets: z.unknown().nullable() });
 
 export function agentRoute(deps: SessionDeps): SocketRoute<AgentIdentity> {
   return {
@@ -24,21 +21,12 @@ export function agentRoute(deps: SessionDeps): SocketRoute<AgentIdentity> {
       guardAuthFailures(deps.budgets, address);
       try {
         const token = bearerToken(request.headers.authorization);
-        const principal = await verifyAgentToken(deps.pool, deps.hasher, token);
-        const row = await deps.pool.one(sql.type(sessionRow)`
-          SELECT a.hostname, b.state AS budgets
-          FROM agents a LEFT JOIN agent_budgets b ON b.agent_id = a.id
-          WHERE a.id = ${principal.agentId}`);
+        const verified = await whileConnected(request, (signal) =>
+          verifyAgentToken(deps.pool, deps.hasher, token, signal),
+        );
         const sessionId = randomUUID();
-        const claim = await deps.claims.claim(principal.agentId, sessionId);
-        return {
-          ...principal,
-          hostname: row.hostname,
-          storedBudgets: row.budgets,
-          address,
-          sessionId,
-          claim,
-        };
+        const claim = await deps.claims.claim(verified.agentId, sessionId);
+        return { ...verified, address, sessionId, claim };
       } catch (error) {
         if (isCitadelError(error) && error.code === 'unauthorized') {
           deps.budgets.failures?.fail(address);
@@ -59,4 +47,24 @@ export function agentRoute(deps: SessionDeps): SocketRoute<AgentIdentity> {
       new AgentSession(deps, connection, identity);
     },
   };
+}
+
+/**
+ * Runs `check` with a signal that aborts if the client's socket closes
+ * meanwhile (its bcrypt compare need not run any more); the listener is
+ * removed afterwards, so an accepted socket keeps nothing of it.
+ */
+async function whileConnected<T>(
+  request: IncomingMessage,
+  check: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const onClose = () => controller.abort(new Error('client gone'));
+  if (request.socket.destroyed) onClose();
+  else request.socket.once('close', onClose);
+  try {
+    return await check(controller.signal);
+  } finally {
+    request.socket.off('close', onClose);
+  }
 }

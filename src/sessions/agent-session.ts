@@ -9,7 +9,7 @@ import type { DatabasePool } from 'slonik';
 import { type AgentBudgetName, AgentBudgets } from '../budgets/agent-budgets.ts';
 import type { BudgetServices } from '../budgets/budget-services.ts';
 import type { Clock } from '../clock/clock.ts';
-import { type AgentPrincipal, refreshWindowFor } from '../credentials/agent-tokens.ts';
+import { refreshWindowFor, type VerifiedAgentToken } from '../credentials/agent-tokens.ts';
 import type { Hasher } from '../credentials/hasher.ts';
 import type { AgentStatus } from '../database/rows.ts';
 import type { Logger } from '../log/logger.ts';
@@ -42,12 +42,9 @@ export interface SessionDeps {
   readonly countMessage?: (type: string) => void;
 }
 
-export interface AgentIdentity extends AgentPrincipal {
-  readonly hostname: string;
+export interface AgentIdentity extends VerifiedAgentToken {
   /** The client's address (the socket's, or forwarded by a trusted proxy). */
   readonly address: string;
-  /** Budget state as the database had it, from this or another daemon. */
-  readonly storedBudgets: unknown;
   /** Drawn at the upgrade, with the claim below. */
   readonly sessionId: string;
   /** The agent's claim for this session, across every daemon (see src/cluster/). */
@@ -67,6 +64,8 @@ export class AgentSession implements LiveSession {
   /** The agent's budgets; the actor's context holds the same object. */
   readonly budgets: AgentBudgets;
   #invalidMessages = 0;
+  /** Set by `release()`: the daemon is stopping and has queued this session's last state. */
+  #released = false;
 
   constructor(deps: SessionDeps, connection: Connection, identity: AgentIdentity) {
     this.deps = deps;
@@ -164,6 +163,13 @@ export class AgentSession implements LiveSession {
     this.connection.close(code, reason);
   }
 
+  release(): void {
+    if (this.#released) return;
+    this.#persistBudgets();
+    this.#statusChanged('offline');
+    this.#released = true;
+  }
+
   /** Answers an invalid message; too many of them close the socket. */
   rejectMessage(reason: string, ref?: string): void {
     this.#invalidMessages += 1;
@@ -175,6 +181,9 @@ export class AgentSession implements LiveSession {
   }
 
   #onText(text: string): void {
+    // Released: the socket is closing with a reconnect hint; what the agent
+    // sends now is not acked, and it sends it again to the next daemon.
+    if (this.#released) return;
     const parsed = parseInbound(text);
     this.deps.countMessage?.(parsed.ok ? parsed.message.type : 'invalid');
     if (!parsed.ok) {
@@ -196,6 +205,7 @@ export class AgentSession implements LiveSession {
   }
 
   #statusChanged(status: AgentStatus): void {
+    if (this.#released) return;
     const current = this.deps.registry.get(this.agentId);
     if (current !== undefined && current !== this) return; // a newer session speaks for it
     const lastHeartbeat =
@@ -218,7 +228,7 @@ export class AgentSession implements LiveSession {
   }
 
   #onClosed(code: number): void {
-    this.#persistBudgets();
+    if (!this.#released) this.#persistBudgets();
     this.deps.registry.remove(this);
     const actor = this.actor;
     this.actor = undefined;

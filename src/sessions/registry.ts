@@ -15,6 +15,12 @@ export interface LiveSession {
   /** The token the session runs on now (it changes on refresh). */
   readonly tokenId: string;
   close(code: number, reason: string): void;
+  /**
+   * For a stopping daemon: queues the session's last state (budgets, offline)
+   * now, so that every session's goes in one batch, and writes nothing more
+   * when its socket closes.
+   */
+  release(): void;
 }
 
 export class SessionRegistry {

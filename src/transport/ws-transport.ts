@@ -132,6 +132,7 @@ export function createWsSocketServer(
     try {
       principal = await route.authenticate(request);
     } catch (error) {
+      if (socket.destroyed) return; // the client left while it was checked: no one to answer
       return refuse(request, socket, error);
     }
     if (socket.destroyed) return;

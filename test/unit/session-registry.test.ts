@@ -11,6 +11,7 @@ function session(claim: number, agentId = 'agent-1') {
     tokenId: 'token-1',
     closes,
     close: (code) => closes.push(code),
+    release: () => {},
   };
   return live;
 }

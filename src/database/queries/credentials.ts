@@ -11,17 +11,26 @@ const agentTokenRow = z.object({
   agent_id: z.string(),
   token_hash: z.string(),
   expires_at: z.string(),
+  hostname: z.string(),
+  budgets: z.unknown().nullable(),
 });
 export type AgentTokenRow = z.infer<typeof agentTokenRow>;
 
-/** A live (unrevoked, unexpired) agent token by id. */
+/**
+ * A live (unrevoked, unexpired) agent token by id, with what a session of
+ * its agent starts from: the agent's hostname and its stored budget state.
+ * One round trip at every socket upgrade.
+ */
 export async function findLiveAgentToken(
   db: CommonQueryMethods,
   id: string,
 ): Promise<AgentTokenRow | null> {
   return db.maybeOne(sql.type(agentTokenRow)`
-    SELECT id, agent_id, token_hash, expires_at FROM agent_tokens
-    WHERE id = ${id} AND NOT is_revoked AND expires_at > now()`);
+    SELECT t.id, t.agent_id, t.token_hash, t.expires_at, a.hostname, b.state AS budgets
+    FROM agent_tokens t
+    JOIN agents a ON a.id = t.agent_id
+    LEFT JOIN agent_budgets b ON b.agent_id = t.agent_id
+    WHERE t.id = ${id} AND NOT t.is_revoked AND t.expires_at > now()`);
 }
 
 export async function insertAgentToken(
