@@ -3,6 +3,7 @@
  * token (`POST /api/v1/enroll`). Refusals are sorted by whether waiting can
  * help: a refused secret cannot, a budget or an unavailable server can.
  */
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ClientError } from './errors.ts';
 import { endpoint, errorBodyOf, requestJson, retryAfterMs } from './https-json.ts';
@@ -85,5 +86,33 @@ export async function enroll(request: EnrollmentRequest): Promise<Enrollment> {
     message: `the server refused the enrollment (${detail})`,
     status: response.status,
     serverCode: error?.code,
+  });
+}
+
+/**
+ * Reads the enrollment secret from its file, each time one is needed, so a
+ * replaced file is seen. No file given is no secret (`undefined`); a file
+ * given but unreadable or empty throws `no_enrollment_secret` naming the
+ * file and the reason, since no later attempt would read it any better.
+ */
+export async function readEnrollmentSecretFile(
+  path: string | undefined,
+): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ClientError('no_enrollment_secret', {
+      message: `the enrollment secret file ${path} cannot be read: ${(error as Error).message}`,
+      cause: error,
+      details: { path },
+    });
+  }
+  const secret = text.trim();
+  if (secret !== '') return secret;
+  throw new ClientError('no_enrollment_secret', {
+    message: `the enrollment secret file ${path} is empty`,
+    details: { path },
   });
 }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { severitySchema, threatTypeSchema } from '../sessions/protocol.ts';
+import { detectedAtSchema, severitySchema, threatTypeSchema } from '../sessions/protocol.ts';
 import { ClientError } from './errors.ts';
 
 /** The server closes a socket on a frame over 64 KiB; stay clear of it. */
@@ -29,7 +29,7 @@ const reportInputSchema = z.strictObject({
   severity: severitySchema,
   title: z.string().trim().min(1).max(256),
   details: z.record(z.string(), z.unknown()).optional(),
-  detected_at: z.iso.datetime({ offset: true }).optional(),
+  detected_at: detectedAtSchema.optional(),
 });
 
 /** The stored form, checked again when the outbox is read back from disk. */

@@ -5,6 +5,7 @@
  * a server that cannot be reached (or trusted) exits 3.
  */
 import { type Command, Option } from 'commander';
+import { maxPageLimit } from '../http/paging.ts';
 import { AdminApi, segment } from './client/admin-api.ts';
 import {
   addConnectionOptions,
@@ -72,7 +73,7 @@ function registerThreatCommands(admin: Command): void {
     .option('--agent-id <id>', 'only this agent')
     .option('--min-severity <n>', 'only this severity or above (1-10)', integerBetween(1, 10))
     .option('--after <cursor>', 'the page after this cursor')
-    .option('--limit <n>', 'page size', integerBetween(1, 1_000))
+    .option('--limit <n>', `page size (1-${maxPageLimit})`, integerBetween(1, maxPageLimit))
     .action((options: ListThreatsOptions, command: Command) =>
       perform(command, (api) =>
         api.get('/api/v1/threats', {
@@ -133,7 +134,7 @@ function registerAuditCommand(admin: Command): void {
     .option('--event-type <type>', 'only this event type')
     .option('--agent-id <id>', 'only this agent')
     .option('--after <cursor>', 'the page after this cursor')
-    .option('--limit <n>', 'page size', integerBetween(1, 1_000))
+    .option('--limit <n>', `page size (1-${maxPageLimit})`, integerBetween(1, maxPageLimit))
     .action((options: AuditOptions, command: Command) =>
       perform(command, (api) =>
         api.get('/api/v1/audit', {

@@ -6,11 +6,11 @@
  * second signal forces the exit). Exit statuses: 0 stopped, 1 failed, 2
  * usage, 3 the server's certificate was refused.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ReferenceAgent } from '../agent/agent.ts';
 import { createDetectors } from '../agent/detectors/create-detectors.ts';
 import { type Detector, type DetectorContext, runDetectors } from '../agent/detectors/detector.ts';
+import { readEnrollmentSecretFile } from '../agent/enroll.ts';
 import { exitStatus, isClientError } from '../agent/errors.ts';
 import { systemHostname, systemMachineId } from '../agent/host-identity.ts';
 import { followReportFile, readReportStream } from '../agent/report-intake.ts';
@@ -94,7 +94,7 @@ async function runAgentCommand(options: AgentOptions): Promise<number> {
       stateDirectory: options.stateDir,
       hostname: options.hostname ?? systemHostname(),
       ...(machineId === undefined ? {} : { machineId }),
-      readEnrollmentSecret: () => readSecret(options.enrollSecretFile, logger),
+      readEnrollmentSecret: () => readEnrollmentSecretFile(options.enrollSecretFile),
       logger,
       clock: systemClock,
     });
@@ -210,19 +210,6 @@ function watchSignals(agent: ReferenceAgent, intake: AbortController, logger: Lo
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   };
-}
-
-/** Reads the enrollment secret each time it is needed, so a replaced file is seen. */
-async function readSecret(path: string | undefined, logger: Logger): Promise<string | undefined> {
-  if (path === undefined) return undefined;
-  try {
-    const secret = (await readFile(path, 'utf8')).trim();
-    if (secret !== '') return secret;
-    logger.warn({ path }, 'enroll:secret_file_empty');
-  } catch (error) {
-    logger.warn({ path, reason: (error as Error).message }, 'enroll:secret_file_unreadable');
-  }
-  return undefined;
 }
 
 function fail(error: unknown, logger: Logger): number {

@@ -23,6 +23,10 @@ export function registerServe(program: Command): void {
           process.stderr.write(`citadel-archer: ${error.message}\n`);
           process.exit(2);
         }
+        if (isCitadelError(error) && error.code === 'data_dir_in_use') {
+          process.stderr.write(`citadel-archer: ${error.code}: ${error.message}\n`);
+          process.exit(2);
+        }
         log.fatal({ err: error }, 'daemon:start-failed');
         process.exit(1);
       }

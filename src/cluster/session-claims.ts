@@ -9,7 +9,10 @@
  * Revocations travel the same way (`citadel_revocations`): the daemon holding
  * the agent's session checks the session's token in the database and closes
  * it with 4401 when the token is no longer valid; admin tokens close the
- * feed sockets opened with them.
+ * feed sockets opened with them. A revocation heard while a session of the
+ * agent was still being opened (its token already read, its session not yet
+ * registered) is remembered too: the session, once registered, has its token
+ * checked again (`recheckIfRevokedSince`).
  */
 import type { DatabasePool } from 'slonik';
 import type { Clock } from '../clock/clock.ts';
@@ -22,10 +25,10 @@ import {
 import type { FeedHub } from '../feed/feed-hub.ts';
 import type { Logger } from '../log/logger.ts';
 import { closeCodes } from '../sessions/close-codes.ts';
-import type { SessionRegistry } from '../sessions/registry.ts';
+import type { LiveSession, SessionRegistry } from '../sessions/registry.ts';
 import type { RevocationPayload, SessionPayload } from './channels.ts';
 
-/** How long a claim heard of is remembered: far longer than a socket takes to open. */
+/** How long a claim or revocation heard of is remembered: longer than a socket takes to open. */
 export const rememberClaimsMs = 60_000;
 
 export interface SessionClaimsOptions {
@@ -40,6 +43,8 @@ export interface SessionClaimsOptions {
 export class SessionClaims {
   readonly #options: SessionClaimsOptions;
   readonly #heard = new Map<string, { claim: number; atMs: number }>();
+  /** Agents whose tokens a revocation notification named, and when it was heard. */
+  readonly #revoked = new Map<string, number>();
 
   constructor(options: SessionClaimsOptions) {
     this.#options = options;
@@ -75,14 +80,31 @@ export class SessionClaims {
       this.#options.hub.closeToken(payload.admin_token);
       return;
     }
+    this.#revoked.set(payload.agent, this.#options.clock.monotonicMs());
     const session = this.#options.registry.get(payload.agent);
-    if (!session) return;
+    if (session) await this.#recheck(session);
+  }
+
+  /**
+   * For a session just registered whose token was read at `sinceMs`: if a
+   * revocation of its agent was heard since, checks its token again.
+   */
+  async recheckIfRevokedSince(session: LiveSession, sinceMs: number): Promise<void> {
+    const heardAt = this.#revoked.get(session.agentId);
+    // Revocations heard of are forgotten after a while: an opening slower
+    // than that is checked again whatever was heard.
+    const slow = this.#options.clock.monotonicMs() - sinceMs >= rememberClaimsMs;
+    if (!slow && (heardAt === undefined || heardAt < sinceMs)) return;
+    await this.#recheck(session);
+  }
+
+  async #recheck(session: LiveSession): Promise<void> {
     try {
       await this.#closeDeadTokens([session.tokenId]);
     } catch (error) {
       // Unable to check: the agent reconnects, and its token is checked at the upgrade.
       this.#options.log.error(
-        { err: error, agentId: payload.agent },
+        { err: error, agentId: session.agentId },
         'cluster:revocation-check-failed',
       );
       session.close(closeCodes.restarting, 'reconnect; reconnect_after_ms=1000');
@@ -113,6 +135,9 @@ export class SessionClaims {
     const oldest = this.#options.clock.monotonicMs() - rememberClaimsMs;
     for (const [agentId, heard] of this.#heard) {
       if (heard.atMs < oldest) this.#heard.delete(agentId);
+    }
+    for (const [agentId, atMs] of this.#revoked) {
+      if (atMs < oldest) this.#revoked.delete(agentId);
     }
   }
 

@@ -32,6 +32,32 @@ export interface IssuedToken {
   readonly expiresAt: string;
 }
 
+/** A new token's text and its bcrypt hash, made before any lock is taken. */
+export interface PreparedToken {
+  readonly tokenId: string;
+  readonly token: string;
+  readonly hash: string;
+}
+
+export async function prepareAgentToken(hasher: Hasher): Promise<PreparedToken> {
+  const credential = issueCredential('agentToken');
+  const hash = await hasher.hash(credential.secret);
+  return { tokenId: credential.id, token: credential.text, hash };
+}
+
+/** Stores a prepared token for the agent, inside the caller's transaction. */
+export async function storeAgentToken(
+  db: CommonQueryMethods,
+  prepared: PreparedToken,
+  agentId: string,
+  nowMs: number,
+  ttlMs: number,
+): Promise<IssuedToken> {
+  const expiresAt = new Date(nowMs + ttlMs).toISOString();
+  await insertAgentToken(db, { id: prepared.tokenId, agentId, hash: prepared.hash, expiresAt });
+  return { tokenId: prepared.tokenId, token: prepared.token, expiresAt };
+}
+
 /** Creates and stores a new token for the agent, inside the caller's transaction. */
 export async function issueAgentToken(
   db: CommonQueryMethods,
@@ -40,11 +66,7 @@ export async function issueAgentToken(
   nowMs: number,
   ttlMs: number,
 ): Promise<IssuedToken> {
-  const credential = issueCredential('agentToken');
-  const hash = await hasher.hash(credential.secret);
-  const expiresAt = new Date(nowMs + ttlMs).toISOString();
-  await insertAgentToken(db, { id: credential.id, agentId, hash, expiresAt });
-  return { tokenId: credential.id, token: credential.text, expiresAt };
+  return storeAgentToken(db, await prepareAgentToken(hasher), agentId, nowMs, ttlMs);
 }
 
 /**

@@ -12,6 +12,7 @@ import { notifyAgentRevoked } from '../database/queries/cluster.ts';
 import {
   findEnrollmentSecret,
   insertEnrollmentSecret,
+  lockAgentForRevocation,
   revokeAgentTokens,
   spendEnrollmentSecret,
 } from '../database/queries/credentials.ts';
@@ -53,6 +54,8 @@ export async function enroll(
       throw new CitadelError('enrollment_refused', { details: { reason: 'spent' } });
     }
     const agent = await upsertAgent(tx, request);
+    // A known agent: wait for a token being refreshed for it, so that it is revoked too.
+    if (!agent.created) await lockAgentForRevocation(tx, agent.id);
     const revoked = agent.created ? 0 : await revokeAgentTokens(tx, agent.id, null);
     if (revoked > 0) await notifyAgentRevoked(tx, agent.id);
     const issued = await issueAgentToken(tx, hasher, agent.id, nowMs, ttlMs);

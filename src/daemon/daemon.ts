@@ -5,6 +5,7 @@
  * is the graceful half of a two-stage shutdown: listeners stop accepting,
  * every socket is told to reconnect later (1012, with a jittered delay), the
  * write-behind queue is flushed, the pool ended, the embedded server stopped.
+ * The data directory is claimed first and given back last (data-dir-lock.ts).
  */
 import { mkdirSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
@@ -49,6 +50,7 @@ import { type ExpiryWatch, watchCertificateExpiry } from '../tls/expiry.ts';
 import type { SocketRoute, SocketServer } from '../transport/transport.ts';
 import { createWsSocketServer } from '../transport/ws-transport.ts';
 import { WriteBehind, type WriteBehindSettings } from '../write-behind/write-behind.ts';
+import { claimDataDir, type DataDirClaim } from './data-dir-lock.ts';
 
 /** Reconnect hints on shutdown are spread over this window. */
 export const reconnectSpreadMs = 10_000;
@@ -70,6 +72,7 @@ export class Daemon {
   /** This daemon among the others sharing the database. */
   readonly cluster: Cluster;
   readonly #embedded: EmbeddedDatabase | undefined;
+  readonly #claim: DataDirClaim;
   readonly #app: FastifyInstance;
   readonly #https: HttpsServer;
   readonly #http: HttpServer | undefined;
@@ -88,6 +91,7 @@ export class Daemon {
     registry: SessionRegistry;
     cluster: Cluster;
     embedded: EmbeddedDatabase | undefined;
+    claim: DataDirClaim;
     app: FastifyInstance;
     https: HttpsServer;
     http: HttpServer | undefined;
@@ -103,6 +107,7 @@ export class Daemon {
     this.registry = parts.registry;
     this.cluster = parts.cluster;
     this.#embedded = parts.embedded;
+    this.#claim = parts.claim;
     this.#app = parts.app;
     this.#https = parts.https;
     this.#http = parts.http;
@@ -125,6 +130,19 @@ export class Daemon {
     const problem = productionProblem(config);
     if (problem) throw new CitadelError('config_invalid', { message: problem });
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    // Before anything in the directory is touched: a second daemon must not
+    // take over the first one's embedded database, certificate or bootstrap files.
+    const claim = await claimDataDir({ dataDir: config.dataDir, command: 'serve', log });
+    try {
+      return await Daemon.#open(options, clock, claim);
+    } catch (error) {
+      claim.release();
+      throw error;
+    }
+  }
+
+  static async #open(options: DaemonOptions, clock: Clock, claim: DataDirClaim): Promise<Daemon> {
+    const { config, log } = options;
     const tls = await loadTlsMaterial(config, log);
 
     const { connectionUri, embedded } = await openDatabase(config, log);
@@ -136,7 +154,7 @@ export class Daemon {
         minPoolSize: config.dbPoolMin,
         maxPoolSize: config.dbPoolMax,
       });
-      return await Daemon.#assemble(options, clock, pool, connectionUri, embedded, tls);
+      return await Daemon.#assemble(options, clock, pool, connectionUri, embedded, claim, tls);
     } catch (error) {
       await embedded?.stop();
       throw error;
@@ -149,6 +167,7 @@ export class Daemon {
     pool: DatabasePool,
     connectionUri: string,
     embedded: EmbeddedDatabase | undefined,
+    claim: DataDirClaim,
     tls: TlsMaterial,
   ): Promise<Daemon> {
     const { config, log } = options;
@@ -284,6 +303,7 @@ export class Daemon {
       registry,
       cluster,
       embedded,
+      claim,
       app,
       https: server,
       http,
@@ -344,6 +364,7 @@ export class Daemon {
     await this.pool.end();
     this.log.info('shutdown:pool-ended');
     await this.#embedded?.stop();
+    this.#claim.release();
     this.log.info('shutdown:done');
   }
 
@@ -368,6 +389,7 @@ export class Daemon {
     this.#https.closeAllConnections();
     this.#http?.closeAllConnections();
     await this.#embedded?.stop();
+    this.#claim.release();
   }
 }
 

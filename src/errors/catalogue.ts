@@ -25,7 +25,12 @@ export const errorCatalogue = {
   not_found: { status: 404, message: 'No such resource.' },
   invalid_transition: { status: 409, message: 'That threat status change is not allowed.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'Send the request body as application/json.' },
   rate_limited: { status: 429, message: 'Over budget; retry after the given delay.' },
+  too_many_subscribers: {
+    status: 429,
+    message: 'This admin token holds as many feed sockets as it may; close one first.',
+  },
   internal_error: { status: 500, message: 'The daemon failed; the fault is logged.' },
   storage_unavailable: {
     status: 503,
@@ -34,6 +39,10 @@ export const errorCatalogue = {
   overloaded: { status: 503, message: 'Too much work is queued; retry shortly.' },
   not_ready: { status: 503, message: 'The daemon is not ready.' },
   config_invalid: { status: 500, message: 'The configuration is not valid.' },
+  data_dir_in_use: {
+    status: 409,
+    message: 'Another running citadel-archer holds the data directory.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -1,13 +1,15 @@
 /**
  * The live threat feed's fan-out. New threats (after commit) and status
- * changes are offered to every subscriber whose filter matches. A subscriber
- * still replaying stored threats buffers live ones (bounded) and sends them
- * after its replay, skipping any its replay already sent. A subscriber that
- * cannot keep up, by bytes queued on its socket or by its buffer, is closed
- * with 4429 and resumes from its last cursor: the daemon's memory does not
- * grow with a slow reader.
+ * changes are offered to every subscriber whose filter matches; each
+ * subscriber decides what to do with them (see feed-session.ts: a replaying
+ * one reads them from the database later, a live one sends them at once or is
+ * closed as too slow). Open feed sockets are counted by the admin token that
+ * opened them: one token holds at most `maxFeedSocketsPerToken` on a daemon.
  */
 import type { ThreatRow } from '../database/rows.ts';
+
+/** Feed sockets one admin token may hold open on one daemon. */
+export const maxFeedSocketsPerToken = 10;
 
 export interface FeedFilter {
   readonly minSeverity?: number;
@@ -34,9 +36,23 @@ export class FeedHub {
   readonly #subscribers = new Set<FeedSubscriber>();
   /** Open feed sockets by the admin token that opened them, for revocation. */
   readonly #byToken = new Map<string, Set<() => void>>();
+  readonly #maxSocketsPerToken: number;
 
-  /** Remembers how to close a socket opened with the token; returns the forget call. */
-  track(tokenId: string, close: () => void): () => void {
+  constructor(options: { maxSocketsPerToken?: number } = {}) {
+    this.#maxSocketsPerToken = options.maxSocketsPerToken ?? maxFeedSocketsPerToken;
+  }
+
+  /** Whether the token may open one more feed socket here. */
+  hasRoomFor(tokenId: string): boolean {
+    return (this.#byToken.get(tokenId)?.size ?? 0) < this.#maxSocketsPerToken;
+  }
+
+  /**
+   * Remembers how to close a socket opened with the token; returns the forget
+   * call, or `undefined` when the token already holds as many as it may.
+   */
+  track(tokenId: string, close: () => void): (() => void) | undefined {
+    if (!this.hasRoomFor(tokenId)) return undefined;
     let closers = this.#byToken.get(tokenId);
     if (!closers) {
       closers = new Set();

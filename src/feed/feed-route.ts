@@ -1,6 +1,7 @@
 /**
  * The feed socket endpoint, `/api/v1/feed`, for any admin role. A token in
- * the Authorization header is checked at the upgrade (401 for a bad one);
+ * the Authorization header is checked at the upgrade (401 for a bad one, 429
+ * `too_many_subscribers` for one that holds as many feed sockets as it may);
  * without the header the socket opens and the first frame must authenticate.
  */
 import type { IncomingMessage } from 'node:http';
@@ -13,7 +14,7 @@ import {
 import { type AdminPrincipal, verifyAdminToken } from '../credentials/admin-tokens.ts';
 import type { Hasher } from '../credentials/hasher.ts';
 import { bearerToken } from '../credentials/tokens.ts';
-import { isCitadelError } from '../errors/catalogue.ts';
+import { CitadelError, isCitadelError } from '../errors/catalogue.ts';
 import type { Logger } from '../log/logger.ts';
 import type { SocketRoute } from '../transport/transport.ts';
 import type { FeedHub } from './feed-hub.ts';
@@ -43,7 +44,9 @@ export function feedRoute(deps: {
     async authenticate(request: IncomingMessage): Promise<AdminPrincipal | null> {
       if (request.headers.authorization === undefined) return null;
       const address = upgradeClientIp(deps.budgets, request);
-      return verifyFrom(address, bearerToken(request.headers.authorization));
+      const principal = await verifyFrom(address, bearerToken(request.headers.authorization));
+      if (!deps.hub.hasRoomFor(principal.tokenId)) throw new CitadelError('too_many_subscribers');
+      return principal;
     },
     accept(connection, principal, request): void {
       const address = upgradeClientIp(deps.budgets, request);

@@ -49,6 +49,8 @@ export async function buildHttpApp(
     },
   }) as unknown as FastifyInstance;
   app.decorateRequest('admin', undefined);
+  // The API speaks JSON only: any other body, text included, is 415.
+  app.removeContentTypeParser('text/plain');
   await registerSecurityHeaders(app, profile);
   app.setErrorHandler((error, request, reply) => {
     const known = toCitadelError(error);
@@ -90,6 +92,9 @@ function toCitadelError(error: unknown): CitadelError {
   const fastifyError = error as { statusCode?: number; code?: string; message?: string };
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return new CitadelError('payload_too_large');
+  }
+  if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new CitadelError('unsupported_media_type');
   }
   if (fastifyError.statusCode !== undefined && fastifyError.statusCode < 500) {
     return new CitadelError('invalid_request', { message: fastifyError.message });

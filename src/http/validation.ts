@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import { CitadelError } from '../errors/catalogue.ts';
+import { describeIssue } from '../errors/zod-issues.ts';
 import { unstorableJson } from '../net/json-guard.ts';
 
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
@@ -19,7 +20,7 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.ou
   const issue = parsed.error.issues[0]!;
   const field = issue.path.join('.');
   throw new CitadelError('invalid_request', {
-    message: field ? `${field}: ${issue.message}` : issue.message,
+    message: describeIssue(issue),
     details: field ? { field } : undefined,
   });
 }

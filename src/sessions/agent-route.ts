@@ -21,12 +21,13 @@ export function agentRoute(deps: SessionDeps): SocketRoute<AgentIdentity> {
       guardAuthFailures(deps.budgets, address);
       try {
         const token = bearerToken(request.headers.authorization);
+        const tokenReadAtMs = deps.clock.monotonicMs();
         const verified = await whileConnected(request, (signal) =>
           verifyAgentToken(deps.pool, deps.hasher, token, signal),
         );
         const sessionId = randomUUID();
         const claim = await deps.claims.claim(verified.agentId, sessionId);
-        return { ...verified, address, sessionId, claim };
+        return { ...verified, address, sessionId, claim, tokenReadAtMs };
       } catch (error) {
         if (isCitadelError(error) && error.code === 'unauthorized') {
           deps.budgets.failures?.fail(address);

@@ -37,7 +37,11 @@ export interface SessionDeps {
   readonly agentTokenTtlMs: number;
   readonly budgets: BudgetServices;
   /** Claims the agent for a new session across daemons; resolves with the claim number. */
-  readonly claims: { claim(agentId: string, sessionId: string): Promise<number> };
+  readonly claims: {
+    claim(agentId: string, sessionId: string): Promise<number>;
+    /** Checks the session's token again if its agent was revoked since `sinceMs`. */
+    recheckIfRevokedSince(session: LiveSession, sinceMs: number): Promise<void>;
+  };
   /** Counts a received message by type, `invalid` for refused ones (for metrics). */
   readonly countMessage?: (type: string) => void;
 }
@@ -49,6 +53,8 @@ export interface AgentIdentity extends VerifiedAgentToken {
   readonly sessionId: string;
   /** The agent's claim for this session, across every daemon (see src/cluster/). */
   readonly claim: number;
+  /** When the token was read from the database (the monotonic clock). */
+  readonly tokenReadAtMs: number;
 }
 
 export class AgentSession implements LiveSession {
@@ -81,6 +87,9 @@ export class AgentSession implements LiveSession {
       this.budgets.restore(identity.storedBudgets, deps.clock.monotonicMs(), deps.clock.now());
     }
     this.#start(identity.expiresAt, identity.address);
+    // A revocation may have landed between the token's read and now, when
+    // there was no session to close yet.
+    if (this.actor) void this.deps.claims.recheckIfRevokedSince(this, identity.tokenReadAtMs);
   }
 
   #start(tokenExpiresAt: string, address: string): void {

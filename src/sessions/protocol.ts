@@ -4,6 +4,7 @@
  * frame with `invalid_message` and changes nothing.
  */
 import { z } from 'zod';
+import { describeIssue } from '../errors/zod-issues.ts';
 import { unstorableJson } from '../net/json-guard.ts';
 
 /** Invalid messages a socket may send before it is closed with 1008. */
@@ -22,6 +23,19 @@ export const threatTypeSchema = z
 /** A threat's severity, 1 to 10. */
 export const severitySchema = z.int().min(1).max(10);
 
+/** 10000-01-01T00:00:00Z: the first instant past four-digit years. */
+const yearTenThousandMs = 253_402_300_800_000;
+
+/**
+ * When a threat was seen: an ISO 8601 time with an offset, from 1970 up to
+ * the end of year 9999. JavaScript reads more (year 0000, six-digit years)
+ * than PostgreSQL stores; a report the database would refuse is refused here.
+ */
+export const detectedAtSchema = z.iso.datetime({ offset: true }).refine((text) => {
+  const ms = Date.parse(text);
+  return ms >= 0 && ms < yearTenThousandMs;
+}, 'must be a time from 1970 to 9999');
+
 const threatMessage = z.strictObject({
   type: z.literal('threat'),
   id: z.uuid(),
@@ -29,7 +43,7 @@ const threatMessage = z.strictObject({
   severity: severitySchema,
   title: z.string().min(1).max(256),
   details: z.record(z.string(), z.unknown()).default({}),
-  detected_at: z.iso.datetime({ offset: true }),
+  detected_at: detectedAtSchema,
 });
 
 const inbound = z.discriminatedUnion('type', [
@@ -68,10 +82,9 @@ export function parseInbound(text: string): ParseResult {
   if (typeof type !== 'string') return { ok: false, reason: 'the message has no type' };
   const parsed = inbound.safeParse(value);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
     const id = (value as { id?: unknown }).id;
-    const result: ParseResult = { ok: false, reason: `${type}: ${where}${issue.message}` };
+    const issue = describeIssue(parsed.error.issues[0]!);
+    const result: ParseResult = { ok: false, reason: `${type}: ${issue}` };
     return typeof id === 'string' && id.length <= 64 ? { ...result, ref: id } : result;
   }
   return { ok: true, message: parsed.data };

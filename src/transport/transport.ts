@@ -17,6 +17,11 @@ export interface Connection {
   readonly isOpen: boolean;
   /** Sends one JSON text frame; false when the socket is no longer open. */
   send(message: object): boolean;
+  /**
+   * Resolves once at most `bytes` are queued, or the socket has closed: a
+   * sender that waits for it goes at the peer's reading pace.
+   */
+  drained(bytes: number): Promise<void>;
   close(code: number, reason?: string): void;
   onText(listener: (text: string) => void): void;
   /** A binary frame: the protocol speaks text only. */

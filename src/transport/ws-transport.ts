@@ -21,6 +21,8 @@ class WsConnection implements Connection {
   readonly remoteAddress: string;
   readonly socket: WebSocket;
   alive = true;
+  /** Callers of `drained`, woken as writes complete or when the socket closes. */
+  #drainWaiters: Array<{ bytes: number; resolve: () => void }> = [];
 
   constructor(socket: WebSocket, remoteAddress: string) {
     this.socket = socket;
@@ -28,6 +30,7 @@ class WsConnection implements Connection {
     socket.on('pong', () => {
       this.alive = true;
     });
+    socket.on('close', () => this.#wakeDrainWaiters());
   }
 
   get bufferedBytes(): number {
@@ -40,8 +43,26 @@ class WsConnection implements Connection {
 
   send(message: object): boolean {
     if (!this.isOpen) return false;
-    this.socket.send(JSON.stringify(message));
+    this.socket.send(JSON.stringify(message), this.#onWritten);
     return true;
+  }
+
+  drained(bytes: number): Promise<void> {
+    if (!this.isOpen || this.bufferedBytes <= bytes) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push({ bytes, resolve }));
+  }
+
+  /** A frame left the write queue: wake the waiters whose bound is now met. */
+  readonly #onWritten = (): void => {
+    if (this.#drainWaiters.length > 0) this.#wakeDrainWaiters();
+  };
+
+  #wakeDrainWaiters(): void {
+    const open = this.isOpen;
+    const buffered = this.bufferedBytes;
+    const waiting = this.#drainWaiters;
+    this.#drainWaiters = waiting.filter(({ bytes }) => open && buffered > bytes);
+    for (const waiter of waiting) if (!open || buffered <= waiter.bytes) waiter.resolve();
   }
 
   close(code: number, reason = ''): void {

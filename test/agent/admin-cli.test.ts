@@ -89,6 +89,20 @@ describe('citadel-archer admin', () => {
     expect(outcome.stderr).toContain('--resolution');
   });
 
+  it("accepts a --limit up to the API's 500 and refuses more as a usage mistake", async () => {
+    const largest = await admin(['threats', '--server', daemon.url, '--limit', '500']);
+    expect(largest.status).toBe(0);
+    expect(JSON.parse(largest.stdout).saw).toEqual({ limit: '500' });
+
+    const requestsBefore = daemon.requests.length;
+    for (const command of ['threats', 'audit']) {
+      const outcome = await admin([command, '--server', daemon.url, '--limit', '800']);
+      expect(outcome.status).toBe(2);
+      expect(outcome.stderr).toContain('must be between 1 and 500');
+    }
+    expect(daemon.requests.length).toBe(requestsBefore);
+  });
+
   it('exits 3 when the server cannot be reached', async () => {
     const outcome = await admin(['agents', '--server', 'https://127.0.0.1:1']);
     expect(outcome.status).toBe(3);

@@ -186,6 +186,60 @@ describe('the admin API', () => {
     expect(row.rows[0]!.status).toBe('open');
   });
 
+  it('refuses a move back to open with 409, and an unknown status with 400', async () => {
+    const threat = await report();
+    const id = (await db.query('SELECT id FROM threats WHERE report_id = $1', [threat.id])).rows[0]!
+      .id as string;
+    const openToOpen = await api('PATCH', `/api/v1/threats/${id}`, {
+      token: admin,
+      body: { status: 'open' },
+    });
+    expect(openToOpen.status).toBe(409);
+    expect(openToOpen.body.error).toMatchObject({
+      code: 'invalid_transition',
+      details: { from: 'open', to: 'open' },
+    });
+    await api('PATCH', `/api/v1/threats/${id}`, { token: admin, body: { status: 'acknowledged' } });
+    const back = await api('PATCH', `/api/v1/threats/${id}`, {
+      token: admin,
+      body: { status: 'open' },
+    });
+    expect(back.status).toBe(409);
+    expect(back.body.error.code).toBe('invalid_transition');
+    const unknown = await api('PATCH', `/api/v1/threats/${id}`, {
+      token: admin,
+      body: { status: 'closed' },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toMatchObject({
+      code: 'invalid_request',
+      details: { field: 'status' },
+    });
+    const row = await db.query('SELECT status FROM threats WHERE id = $1', [id]);
+    expect(row.rows[0]!.status).toBe('acknowledged');
+  });
+
+  it('answers a form or text body with 415 unsupported_media_type, changing nothing', async () => {
+    const threat = await report();
+    const id = (await db.query('SELECT id FROM threats WHERE report_id = $1', [threat.id])).rows[0]!
+      .id as string;
+    const form = await httpsJson(daemon.baseUrl, daemon.ca, 'PATCH', `/api/v1/threats/${id}`, {
+      token: admin,
+      rawBody: 'status=acknowledged',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(form.status).toBe(415);
+    expect(form.body.error.code).toBe('unsupported_media_type');
+    const text = await httpsJson(daemon.baseUrl, daemon.ca, 'PATCH', `/api/v1/threats/${id}`, {
+      token: admin,
+      rawBody: '{"status": "acknowledged"}',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(text.status).toBe(415);
+    const row = await db.query('SELECT status FROM threats WHERE id = $1', [id]);
+    expect(row.rows[0]!.status).toBe('open');
+  });
+
   it('answers readiness and health', async () => {
     expect((await api('GET', '/healthz')).status).toBe(200);
     expect((await api('GET', '/readyz')).body).toEqual({ status: 'ready' });

@@ -179,6 +179,34 @@ describe('the agent session', () => {
     await healthy.close();
   });
 
+  it('refuses a report with a time or number that PostgreSQL or JSON cannot hold', async () => {
+    const enrolled = await enroll();
+    const socket = await connect(enrolled.token);
+    const yearZero = threat({ detected_at: '0000-01-01T00:00:00Z' });
+    const infinite = threat({ details: {} });
+    const prototype = threat({ details: {} });
+    socket.send(yearZero);
+    socket.send(JSON.stringify(infinite).replace('"details":{}', '"details":{"n":1e999}'));
+    socket.send(JSON.stringify(prototype).replace('"details":{}', '"details":{"__proto__":{}}'));
+    for (const [poison, why] of [
+      [yearZero, /detected_at: must be a time from 1970 to 9999/],
+      [infinite, /details\.n is not a finite number/],
+      [prototype, /a key in details is __proto__/],
+    ] as const) {
+      const refusal = await socket.next((m) => m.type === 'error' && m.ref === poison.id);
+      expect(refusal.code).toBe('invalid_message');
+      expect(refusal.message).toMatch(why);
+    }
+    const ok = threat({ detected_at: '1970-01-01T00:00:00Z' });
+    socket.send(ok);
+    await socket.next((m) => m.type === 'ack' && m.id === ok.id);
+    const stored = await db.query('SELECT report_id FROM threats WHERE agent_id = $1', [
+      enrolled.agent_id,
+    ]);
+    expect(stored.rows.map((r) => r.report_id)).toEqual([ok.id]);
+    await socket.close();
+  });
+
   it('closes a socket that keeps sending invalid messages with 1008', async () => {
     const enrolled = await enroll();
     const socket = await connect(enrolled.token);

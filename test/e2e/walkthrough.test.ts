@@ -1,7 +1,8 @@
 /**
- * The README's walkthrough, as a new user would run it: the daemon, the
- * reference agent reading a threat typed on its stdin, `citadel-archer feed`
- * printing it, and curl listing it and acknowledging it.
+ * The README's walkthrough, as a new user would run it, in its order: the
+ * daemon, the reference agent, `citadel-archer feed`, then a threat typed on
+ * the agent's stdin that the feed prints, curl listing it and acknowledging
+ * it, and `feed --since 0` replaying it afterwards.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import path from 'node:path';
@@ -61,7 +62,7 @@ afterAll(async () => {
 });
 
 describe('the walkthrough', () => {
-  it('takes a threat typed into the agent to the feed within a second, then to curl and PATCH', async () => {
+  it('takes a typed threat to the feed, to curl and PATCH, then to a replay from 0', async () => {
     const common = ['--server', daemon.baseUrl, '--ca', path.join(daemon.dataDir, 'tls/cert.pem')];
     const agent = cli([
       'agent',
@@ -119,6 +120,18 @@ describe('the walkthrough', () => {
     expect(acked.status).toBe('acknowledged');
     await expect
       .poll(() => output.get(feed)!.stdout.includes('"type":"threat_updated"'), { timeout: 5_000 })
+      .toBe(true);
+
+    const replay = cli([
+      'feed',
+      ...common,
+      '--token-file',
+      path.join(daemon.dataDir, 'bootstrap/admin-token'),
+      '--since',
+      '0',
+    ]);
+    await expect
+      .poll(() => output.get(replay)!.stdout.includes('EICAR test file'), { timeout: 20_000 })
       .toBe(true);
 
     const secrets = [admin, bootstrapSecret(daemon)];

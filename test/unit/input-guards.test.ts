@@ -42,3 +42,20 @@ describe('a failed flush', () => {
     expect(isTransientFailure(new Error('InvalidInputError'))).toBe(false);
   });
 });
+
+describe('the storability guard on numbers and keys', () => {
+  it('refuses a number JSON reads as Infinity, which would be stored as null', () => {
+    expect(unstorableJson(JSON.parse('{"details":{"n":1e999}}'))).toMatch(
+      /details\.n is not a finite number/,
+    );
+    expect(unstorableJson(JSON.parse('{"n":-1e999}'))).toMatch(/n is not a finite number/);
+    expect(unstorableJson(JSON.parse('{"n":1e308}'))).toBe(undefined);
+  });
+
+  it('refuses a __proto__ key, which object handling would silently drop', () => {
+    expect(unstorableJson(JSON.parse('{"details":{"__proto__":{"x":1}}}'))).toMatch(
+      /a key in details is __proto__/,
+    );
+    expect(unstorableJson(JSON.parse('{"details":{"proto":1}}'))).toBe(undefined);
+  });
+});

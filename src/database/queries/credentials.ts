@@ -42,6 +42,40 @@ export async function insertAgentToken(
     VALUES (${token.id}, ${token.agentId}, ${token.hash}, ${token.expiresAt}::timestamptz)`);
 }
 
+/**
+ * Issuing a token and revoking an agent's tokens serialise on the agent's
+ * row: a revocation locks it FOR UPDATE, a token issue FOR KEY SHARE (which
+ * the daemons' status writes, FOR NO KEY UPDATE, do not wait for). A token
+ * issued while a revocation waited is committed before the revocation's next
+ * statement starts, so that statement sees it and revokes it too; a token
+ * issue that waited on a revocation then finds its session's token revoked.
+ * Each returns false when there is no such agent.
+ */
+export async function lockAgentForRevocation(
+  db: CommonQueryMethods,
+  agentId: string,
+): Promise<boolean> {
+  const result = await db.query(sql.unsafe`SELECT id FROM agents WHERE id = ${agentId} FOR UPDATE`);
+  return result.rowCount > 0;
+}
+
+export async function lockAgentForTokenIssue(
+  db: CommonQueryMethods,
+  agentId: string,
+): Promise<boolean> {
+  const result = await db.query(
+    sql.unsafe`SELECT id FROM agents WHERE id = ${agentId} FOR KEY SHARE`,
+  );
+  return result.rowCount > 0;
+}
+
+/** Whether the agent token is unrevoked and unexpired (a statement of its own: see above). */
+export async function isAgentTokenLive(db: CommonQueryMethods, tokenId: string): Promise<boolean> {
+  const result = await db.query(sql.unsafe`
+    SELECT 1 FROM agent_tokens WHERE id = ${tokenId} AND NOT is_revoked AND expires_at > now()`);
+  return result.rowCount > 0;
+}
+
 /** Revokes the agent's tokens other than `exceptId`; returns how many. */
 export async function revokeAgentTokens(
   db: CommonQueryMethods,

@@ -16,6 +16,7 @@ import { adminRoles } from '../../database/rows.ts';
 import { CitadelError } from '../../errors/catalogue.ts';
 import { requireRole } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
+import { defaultPageLimit, maxPageLimit } from '../paging.ts';
 import { parseInput } from '../validation.ts';
 
 const secretBody = z.strictObject({
@@ -47,7 +48,7 @@ const auditQuery = z.strictObject({
     .optional(),
   event_type: z.string().max(64).optional(),
   agent_id: z.uuid().optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: z.coerce.number().int().min(1).max(maxPageLimit).default(defaultPageLimit),
 });
 
 /** When a credential created now with `expires_in_s` expires, or null for never. */

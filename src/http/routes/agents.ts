@@ -5,7 +5,7 @@ import { actorOf } from '../../credentials/admin-tokens.ts';
 import { findAgent, listAgents } from '../../database/queries/agents.ts';
 import { insertAuditEvents } from '../../database/queries/audit.ts';
 import { notifyAgentRevoked } from '../../database/queries/cluster.ts';
-import { revokeAgentTokens } from '../../database/queries/credentials.ts';
+import { lockAgentForRevocation, revokeAgentTokens } from '../../database/queries/credentials.ts';
 import { agentStatuses } from '../../database/rows.ts';
 import { CitadelError } from '../../errors/catalogue.ts';
 import { closeCodes } from '../../sessions/close-codes.ts';
@@ -39,7 +39,8 @@ export function registerAgentRoutes(app: FastifyInstance, deps: HttpDeps): void 
       const { id } = parseInput(idParams, request.params);
       const admin = request.admin!;
       const revoked = await deps.pool.transaction(async (tx) => {
-        if (!(await findAgent(tx, id))) throw new CitadelError('not_found');
+        // Waits for a token being issued to the agent, so that it is revoked too.
+        if (!(await lockAgentForRevocation(tx, id))) throw new CitadelError('not_found');
         const count = await revokeAgentTokens(tx, id, null);
         await notifyAgentRevoked(tx, id);
         await insertAuditEvents(tx, [

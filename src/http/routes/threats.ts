@@ -18,6 +18,7 @@ import { type ThreatStatus, threatResolutions, threatStatuses } from '../../data
 import { CitadelError } from '../../errors/catalogue.ts';
 import { requireRole } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
+import { defaultPageLimit, maxPageLimit } from '../paging.ts';
 import { parseInput } from '../validation.ts';
 
 const cursor = z.string().regex(/^\d{1,15}$/, 'a cursor from a previous page');
@@ -27,12 +28,13 @@ const listQuery = z.strictObject({
   agent_id: z.uuid().optional(),
   min_severity: z.coerce.number().int().min(1).max(10).optional(),
   after: cursor.optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: z.coerce.number().int().min(1).max(maxPageLimit).default(defaultPageLimit),
 });
 const idParams = z.strictObject({ id: z.uuid() });
 const patchBody = z
   .strictObject({
-    status: z.enum(['acknowledged', 'resolved']),
+    // Any of the three: a move the status may not make is 409, not 400.
+    status: z.enum(threatStatuses),
     note: z.string().max(2_000).optional(),
     resolution: z.enum(threatResolutions).optional(),
   })
