@@ -5,6 +5,7 @@
  * would.
  */
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsJson, openSocket, type TestSocket, wssUrl } from '../support/clients.ts';
 import {
@@ -505,4 +506,39 @@ describe('kill -9 of one daemon while its agents move to the others', () => {
     expect(await statusOf(db, elsewhere.agent_id)).toBe('active');
     await kept.close();
   });
+});
+
+describe('a daemon whose pool is stuck behind a lock', () => {
+  it('renews its lease on a connection of its own, so no other daemon sweeps it', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    // A 2 s heartbeat gives the shortest lease: 10 s, renewed every 2.5 s.
+    const env = { CITADEL_HEARTBEAT_INTERVAL_S: '2' };
+    const stuck = await startFleetDaemon(db, { ...env, DB_POOL_MAX: '1' });
+    const sweeper = await startFleetDaemon(db, env);
+    const enrolled = await enroll(stuck, bootstrapSecret(stuck));
+    const agent = await connectAgent(stuck, enrolled.token);
+
+    // The stuck daemon's only pooled connection waits on this lock with a
+    // threat batch for longer than a lease.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE threats IN ACCESS EXCLUSIVE MODE');
+    const frame = threatFrame();
+    agent.send(frame);
+    const heartbeats = setInterval(() => agent.send({ type: 'heartbeat' }), 1_600);
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    await locker.query('ROLLBACK');
+    await locker.end();
+
+    await agent.next((m) => m.type === 'ack' && m.id === frame.id, 15_000);
+    clearInterval(heartbeats);
+    expect(agent.ws.readyState).toBe(agent.ws.OPEN);
+    expect(stuck.entries().some((e) => String(e['msg']).startsWith('cluster:lease-lost'))).toBe(
+      false,
+    );
+    expect(sweeper.entries().some((e) => String(e['msg']).startsWith('cluster:swept'))).toBe(false);
+    await agent.close();
+  }, 90_000);
 });
