@@ -8,9 +8,8 @@ import type { Command } from 'commander';
 import { claimDataDir, type DataDirClaim } from '../daemon/data-dir-lock.ts';
 import { migrate } from '../database/migrate.ts';
 import { type OpenDatabase, openDatabase } from '../database/open.ts';
-import { isCitadelError } from '../errors/catalogue.ts';
 import { createLogger } from '../log/logger.ts';
-import { configOrExit, withConfigOption } from './config-option.ts';
+import { configOrExit, operatorRefusal, withConfigOption } from './config-option.ts';
 
 export function registerMigrate(program: Command): void {
   const command = program
@@ -30,8 +29,9 @@ export function registerMigrate(program: Command): void {
       const applied = await migrate(database.connectionUri, log);
       log.info({ applied }, applied.length > 0 ? 'migrate:done' : 'migrate:up-to-date');
     } catch (error) {
-      if (isCitadelError(error) && error.code === 'data_dir_in_use') {
-        process.stderr.write(`citadel-archer: ${error.code}: ${error.message}\n`);
+      const refusal = operatorRefusal(error);
+      if (refusal) {
+        process.stderr.write(`${refusal}\n`);
         process.exitCode = 2;
       } else {
         log.fatal({ err: error }, 'migrate:failed');

@@ -5,10 +5,9 @@
  */
 import type { Command } from 'commander';
 import { Daemon } from '../daemon/daemon.ts';
-import { isCitadelError } from '../errors/catalogue.ts';
 import { createLogger } from '../log/logger.ts';
 import { createNotifier } from '../service/systemd-notify.ts';
-import { configOrExit, withConfigOption } from './config-option.ts';
+import { configOrExit, operatorRefusal, withConfigOption } from './config-option.ts';
 
 export function registerServe(program: Command): void {
   withConfigOption(program.command('serve').description('run the daemon')).action(
@@ -19,12 +18,9 @@ export function registerServe(program: Command): void {
       try {
         daemon = await Daemon.start({ config, log });
       } catch (error) {
-        if (isCitadelError(error) && error.code === 'config_invalid') {
-          process.stderr.write(`citadel-archer: ${error.message}\n`);
-          process.exit(2);
-        }
-        if (isCitadelError(error) && error.code === 'data_dir_in_use') {
-          process.stderr.write(`citadel-archer: ${error.code}: ${error.message}\n`);
+        const refusal = operatorRefusal(error);
+        if (refusal) {
+          process.stderr.write(`${refusal}\n`);
           process.exit(2);
         }
         log.fatal({ err: error }, 'daemon:start-failed');

@@ -28,14 +28,10 @@ export const defaultHasherSettings: HasherSettings = Object.freeze({
   maxQueued: 2_000,
 });
 
-interface Waiter {
-  readonly admit: () => void;
-  readonly signal: AbortSignal | undefined;
-}
-
 export class Hasher {
   readonly #settings: HasherSettings;
-  readonly #waiting: Waiter[] = [];
+  /** Each waiter's admit call; a waiter whose client leaves takes itself out. */
+  readonly #waiting: Array<() => void> = [];
   #running = 0;
 
   constructor(settings: Partial<HasherSettings> = {}) {
@@ -77,30 +73,24 @@ export class Hasher {
   /** Waits for a slot handed on by a finished check; leaves the queue if `signal` aborts. */
   #wait(signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      const admit = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
       const onAbort = () => {
-        const index = this.#waiting.indexOf(waiter);
+        const index = this.#waiting.indexOf(admit);
         if (index >= 0) this.#waiting.splice(index, 1);
         reject(signal?.reason);
       };
-      const waiter: Waiter = {
-        admit: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        signal,
-      };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiting.push(waiter);
+      this.#waiting.push(admit);
     });
   }
 
-  /** Gives the finished check's slot to the next waiter whose client is still there. */
+  /** Gives the finished check's slot to the next waiter (those whose client left are gone). */
   #handOn(): void {
-    for (let next = this.#waiting.shift(); next; next = this.#waiting.shift()) {
-      if (next.signal?.aborted) continue;
-      next.admit();
-      return;
-    }
-    this.#running -= 1;
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#running -= 1;
   }
 }

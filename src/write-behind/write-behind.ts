@@ -421,19 +421,15 @@ const transientSlonikError = new Set([
 
 /**
  * Whether a failed flush is the database being away or busy (retry the batch
- * as it is) rather than the batch itself being refused (retry its threats one
- * by one, so one bad report fails alone). Only failures known to be
- * transient are treated so: an unknown failure that really is transient costs
- * one pass of single-threat flushes, while an unknown data error treated as
- * transient would stall every agent's threats behind it.
+ * as it is) rather than the batch itself being refused (narrow its threats
+ * down, so one bad report fails alone). Only failures known to be transient
+ * are treated so: an unknown failure that really is transient costs one
+ * narrowing pass, while an unknown data error treated as transient would
+ * stall every agent's threats behind it.
  */
 export function isTransientFailure(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (
-      typeof code === 'string' &&
-      (transientSqlState.test(code) || transientNodeError.has(code))
-    ) {
+  for (const { error: e, code } of causes(error)) {
+    if (code !== undefined && (transientSqlState.test(code) || transientNodeError.has(code))) {
       return true;
     }
     if (transientSlonikError.has(e.name)) return true;
@@ -454,9 +450,8 @@ export function isTransientFailure(error: unknown): boolean {
  * mistake, and resending it cannot help; anything else is ours.
  */
 function refusalOf(error: unknown): CitadelError {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('22')) {
+  for (const { error: e, code } of causes(error)) {
+    if (code?.startsWith('22')) {
       return new CitadelError('invalid_message', {
         message: `the database refused the report: ${e.message}`,
         cause: error,
@@ -464,6 +459,14 @@ function refusalOf(error: unknown): CitadelError {
     }
   }
   return new CitadelError('internal_error', { cause: error });
+}
+
+/** The error and the causes under it, outermost first, each with its string `code` if any. */
+function* causes(error: unknown): Generator<{ error: Error; code: string | undefined }> {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    yield { error: e, code: typeof code === 'string' ? code : undefined };
+  }
 }
 
 /** Whether the promise settled within `ms`; the timer does not outlive the answer. */
